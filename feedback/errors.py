@@ -1,0 +1,5 @@
+"""Errors of the feedback package."""
+
+
+class FeedbackError(Exception):
+    """Base class of every error raised by :mod:`feedback`."""

@@ -1,0 +1,217 @@
+"""The answer chain: question and history in, an answer with numbered sources out.
+
+history → standalone question (only when there is history and a chat model) → hybrid search in
+the workspace's tenant → relevance gate → prompt with numbered context → chat model → citations
+mapped back to sources. Without a chat model it answers extractively: the best passages, quoted
+and labelled as such. When nothing relevant is found it says so and offers a human, in the
+asker's language, rather than letting a model invent an answer.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.output_parsers import StrOutputParser
+
+from retrieval.errors import LLMError
+from retrieval.prompts import (
+    ANSWER_PROMPT,
+    CONDENSE_PROMPT,
+    EXTRACTIVE_LABEL,
+    NOT_FOUND,
+    is_korean,
+    render_context,
+)
+from retrieval.store import SearchResult
+
+Mode = Literal["llm", "extractive"]
+Searcher = Callable[[str], list[SearchResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier message of the conversation."""
+
+    role: Literal["user", "assistant"]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A cited source: ``n`` is the number used in the answer text."""
+
+    n: int
+    doc_id: str
+    source: str
+    title: str
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    sources: list[Source]
+    mode: Mode
+    standalone_question: str
+    retrieved: list[SearchResult] = field(default_factory=list)
+    found: bool = True
+    model: str = ""
+    latency_ms: int = 0
+
+
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+
+
+class AnswerChain:
+    """Answers questions from one workspace's knowledge through ``search``.
+
+    ``search`` is bound to the workspace by the caller, so the chain itself cannot reach any
+    other tenant.
+    """
+
+    def __init__(
+        self,
+        search: Searcher,
+        *,
+        chat_model: BaseChatModel | None,
+        min_relevance: float,
+        model_name: str = "",
+        max_history_turns: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._search = search
+        self._chat = chat_model
+        self._min_relevance = min_relevance
+        self._model_name = model_name
+        self._max_history = max_history_turns
+        self._clock = clock
+
+    @property
+    def mode(self) -> Mode:
+        return "llm" if self._chat is not None else "extractive"
+
+    def answer(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+        """The whole answer at once."""
+        final: Answer | None = None
+        for item in self.stream(question, history):
+            if isinstance(item, Answer):
+                final = item
+        assert final is not None
+        return final
+
+    def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+        """Yield the answer text in pieces as the model writes it, then the :class:`Answer`."""
+        started = self._clock()
+        messages = _to_messages(history[-self._max_history :])
+        standalone = self._standalone(question, messages)
+        retrieved = self._search(standalone)
+        relevant = [r for r in retrieved if r.similarity >= self._min_relevance]
+        language = "ko" if is_korean(question) else "en"
+        if not relevant:
+            text = NOT_FOUND[language]
+            yield text
+            yield Answer(
+                text,
+                [],
+                self.mode,
+                standalone,
+                retrieved,
+                False,
+                self._model_name,
+                self._elapsed_ms(started),
+            )
+            return
+        if self._chat is None:
+            text, sources = _extractive(relevant, language)
+            yield text
+            yield Answer(
+                text,
+                sources,
+                "extractive",
+                standalone,
+                retrieved,
+                True,
+                "",
+                self._elapsed_ms(started),
+            )
+            return
+        pieces: list[str] = []
+        chain = ANSWER_PROMPT | self._chat | StrOutputParser()
+        inputs = {"history": messages, "question": question, "context": render_context(relevant)}
+        try:
+            for piece in chain.stream(inputs):
+                pieces.append(piece)
+                yield piece
+        except Exception as e:
+            raise _llm_error(e) from e
+        text = "".join(pieces).strip()
+        yield Answer(
+            text,
+            _cited_sources(text, relevant),
+            "llm",
+            standalone,
+            retrieved,
+            True,
+            self._model_name,
+            self._elapsed_ms(started),
+        )
+
+    def _standalone(self, question: str, history: list[BaseMessage]) -> str:
+        if not history or self._chat is None:
+            return question
+        try:
+            rewritten = (CONDENSE_PROMPT | self._chat | StrOutputParser()).invoke(
+                {"history": history, "question": question}
+            )
+        except Exception as e:
+            raise _llm_error(e) from e
+        return rewritten.strip() or question
+
+    def _elapsed_ms(self, started: float) -> int:
+        return int((self._clock() - started) * 1000)
+
+
+def _to_messages(history: Sequence[Turn]) -> list[BaseMessage]:
+    return [
+        HumanMessage(turn.text) if turn.role == "user" else AIMessage(turn.text) for turn in history
+    ]
+
+
+def _source(n: int, result: SearchResult) -> Source:
+    return Source(n, result.doc_id, result.source, result.title, result.url)
+
+
+def _cited_sources(text: str, context: Sequence[SearchResult]) -> list[Source]:
+    """Sources for the [n] the answer cites; all context when it cites none it was given."""
+    cited = sorted({int(m) for m in _CITATION.findall(text) if 1 <= int(m) <= len(context)})
+    numbers = cited or list(range(1, len(context) + 1))
+    return [_source(n, context[n - 1]) for n in numbers]
+
+
+def _extractive(results: Sequence[SearchResult], language: str) -> tuple[str, list[Source]]:
+    best = list(results[:3])
+    quotes = []
+    for n, result in enumerate(best, start=1):
+        quoted = "\n".join(f"> {line}" if line else ">" for line in result.text.splitlines())
+        quotes.append(f"{quoted}\n[{n}]")
+    text = EXTRACTIVE_LABEL[language] + "\n\n" + "\n\n".join(quotes)
+    return text, [_source(n, r) for n, r in enumerate(best, start=1)]
+
+
+def _llm_error(error: Exception) -> LLMError:
+    name = type(error).__name__
+    if "Timeout" in name:
+        return LLMError(
+            "the language model did not answer in time; try again, or raise LLM_TIMEOUT_S"
+        )
+    first = str(error).splitlines()[0][:200] if str(error) else name
+    return LLMError(
+        f"the language model request failed ({name}: {first}); check LLM_BASE_URL, "
+        "LLM_MODEL and LLM_API_KEY"
+    )

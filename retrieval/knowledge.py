@@ -1,0 +1,219 @@
+"""The knowledge base: workspaces, their tenants, ingestion and search, as one service.
+
+It is the one place that joins the registry (which tenant a workspace owns, which embedding
+model indexed it) to the store, so every search and write goes through the workspace's own
+tenant and is refused when the configured embedding model is not the one that indexed it
+(vectors of two models are not comparable: results would be silently wrong).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from retrieval.chunking import Chunker
+from retrieval.documents import Chunk
+from retrieval.embeddings import QueryBatchEmbeddings
+from retrieval.errors import BadDocumentError, EmbeddingModelMismatchError, RetrievalError
+from retrieval.ingest import Ingestor, IngestReport
+from retrieval.loaders import iter_files, load_file, load_jsonl
+from retrieval.store import KnowledgeStore, SearchMode, SearchResult, StoredChunk, embedding_text
+from retrieval.workspaces import IdentityKind, WorkspaceInfo, WorkspaceRegistry
+
+ItemCallback = Callable[[str, str | None], None]
+
+FILE_ORIGIN = "file"
+JSONL_ORIGIN = "jsonl"
+
+
+class KnowledgeBase:
+    """Workspace-scoped ingestion and search over the shared store."""
+
+    def __init__(
+        self,
+        registry: WorkspaceRegistry,
+        store: KnowledgeStore,
+        embedder: QueryBatchEmbeddings,
+        chunker: Chunker,
+        *,
+        embedding_model: str,
+        hybrid_alpha: float,
+        max_file_bytes: int,
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self._embedder = embedder
+        self._chunker = chunker
+        self._model = embedding_model
+        self._alpha = hybrid_alpha
+        self._max_file_bytes = max_file_bytes
+        self._ingestor = Ingestor(store, embedder, chunker)
+
+    # --- workspaces --------------------------------------------------------------------------
+
+    def create_workspace(
+        self, name: str, identities: list[tuple[IdentityKind, str]] | None = None
+    ) -> WorkspaceInfo:
+        info = self._registry.create(name, embedding_model=self._model, identities=identities)
+        try:
+            self._store.create_tenant(tenant=info.tenant)
+        except Exception as e:
+            self._registry.delete(name)
+            raise RetrievalError(f"could not create the tenant of workspace {name!r}: {e}") from e
+        return info
+
+    def delete_workspace(self, name: str) -> None:
+        """Remove the tenant with all its chunks, then the registry entry."""
+        info = self._registry.get(name)
+        if self._store.tenant_exists(tenant=info.tenant):
+            self._store.delete_tenant(tenant=info.tenant)
+        self._registry.delete(name)
+
+    def workspace(self, name: str) -> WorkspaceInfo:
+        """The workspace, checked to be searchable with the configured embedding model."""
+        info = self._registry.get(name)
+        if info.embedding_model != self._model:
+            raise EmbeddingModelMismatchError(
+                f"workspace {name!r} was indexed with embedding model {info.embedding_model!r} "
+                f"but {self._model!r} is configured; run `supportbot workspace reindex {name}` "
+                "or configure the original model again"
+            )
+        return info
+
+    def chunk_count(self, name: str) -> int:
+        return self._store.count(tenant=self._registry.get(name).tenant)
+
+    # --- search ------------------------------------------------------------------------------
+
+    def search(
+        self,
+        name: str,
+        query: str,
+        *,
+        k: int,
+        mode: SearchMode = "hybrid",
+        alpha: float | None = None,
+    ) -> list[SearchResult]:
+        tenant = self.workspace(name).tenant
+        vector = self._embedder.embed_query(query)
+        return self._store.search(
+            query,
+            vector,
+            tenant=tenant,
+            k=k,
+            mode=mode,
+            alpha=self._alpha if alpha is None else alpha,
+        )
+
+    def search_many(
+        self,
+        name: str,
+        queries: Sequence[str],
+        *,
+        k: int,
+        mode: SearchMode = "hybrid",
+        alpha: float | None = None,
+    ) -> list[list[SearchResult]]:
+        """Many queries: one batched embedding call, then searches in parallel."""
+        tenant = self.workspace(name).tenant
+        vectors = self._embedder.embed_queries(list(queries))
+        weight = self._alpha if alpha is None else alpha
+
+        def one(pair: tuple[str, list[float]]) -> list[SearchResult]:
+            return self._store.search(pair[0], pair[1], tenant=tenant, k=k, mode=mode, alpha=weight)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(one, zip(queries, vectors, strict=True)))
+
+    def searcher(self, name: str, *, k: int) -> Callable[[str], list[SearchResult]]:
+        """A search function bound to one workspace, for the answer chain."""
+        self.workspace(name)
+        return lambda query: self.search(name, query, k=k)
+
+    # --- ingestion ---------------------------------------------------------------------------
+
+    def ingest_paths(
+        self,
+        name: str,
+        paths: Sequence[Path],
+        *,
+        prune: bool = False,
+        on_item: ItemCallback | None = None,
+    ) -> IngestReport:
+        """Ingest files and folders; with ``prune``, drop stored files under them now gone."""
+        tenant = self.workspace(name).tenant
+        missing = [p for p in paths if not p.exists()]
+        seen: set[str] = set()
+
+        def documents() -> Iterator[object]:
+            for missing_path in missing:
+                yield BadDocumentError(f"{missing_path}: no such file or folder; skipped")
+            for path in iter_files([p for p in paths if p.exists()]):
+                seen.add(str(path.resolve()))
+                try:
+                    yield load_file(path, max_bytes=self._max_file_bytes)
+                except BadDocumentError as e:
+                    yield e
+
+        report = self._ingestor.ingest(
+            documents(),
+            tenant=tenant,
+            origin=FILE_ORIGIN,
+            on_item=on_item,  # type: ignore[arg-type]
+        )
+        if prune:
+            roots = [p.resolve() for p in paths if p.exists()]
+            self._ingestor.prune(
+                lambda doc_id: doc_id in seen or not _under_any(doc_id, roots),
+                tenant=tenant,
+                origin=FILE_ORIGIN,
+                report=report,
+            )
+        return report
+
+    def ingest_jsonl(
+        self, name: str, path: Path, *, on_item: ItemCallback | None = None
+    ) -> IngestReport:
+        tenant = self.workspace(name).tenant
+        return self._ingestor.ingest(
+            load_jsonl(path), tenant=tenant, origin=JSONL_ORIGIN, on_item=on_item
+        )
+
+    def reindex(self, name: str, *, on_item: ItemCallback | None = None) -> int:
+        """Re-embed every chunk of the workspace with the configured model."""
+        info = self._registry.get(name)
+        batch: list[StoredChunk] = []
+        total = 0
+
+        def flush() -> None:
+            vectors = self._embedder.embed_documents([embedding_text(s.chunk) for s in batch])
+            self._store.insert(
+                [StoredChunk(s.chunk, v, s.origin) for s, v in zip(batch, vectors, strict=True)],
+                tenant=info.tenant,
+            )
+
+        for stored in self._all_chunks(info.tenant):
+            batch.append(stored)
+            total += 1
+            if len(batch) >= 64:
+                flush()
+                batch.clear()
+            if on_item:
+                on_item(stored.chunk.doc_id, None)
+        if batch:
+            flush()
+        self._registry.set_embedding_model(name, self._model)
+        return total
+
+    def _all_chunks(self, tenant: str) -> Iterable[StoredChunk]:
+        # Materialised first: rewriting objects while a cursor walks them could skip some.
+        return list(self._store.iter_chunks(tenant=tenant))
+
+
+def _under_any(doc_id: str, roots: Sequence[Path]) -> bool:
+    path = Path(doc_id)
+    return any(path == root or root in path.parents for root in roots)
+
+
+__all__ = ["FILE_ORIGIN", "JSONL_ORIGIN", "Chunk", "KnowledgeBase"]

@@ -1,0 +1,384 @@
+"""Read files and JSONL records into :class:`SourceDocument` objects.
+
+Every format is turned into Markdown-like text (headings as ``#`` lines, blank lines between
+paragraphs) because that is the structure the chunker follows. Anything a user can get wrong
+(a missing, binary, empty, huge or corrupt file, a malformed JSONL line) becomes a
+:class:`BadDocumentError` whose one-line message names the file, so that an ingest run can
+report it and carry on with the other files.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+import os
+import re
+import stat
+import unicodedata
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4.element import PreformattedString
+from pypdf import PdfReader
+
+from retrieval.chunking import split_markdown_sections
+from retrieval.documents import SourceDocument
+from retrieval.errors import BadDocumentError
+
+__all__ = ["SUPPORTED_SUFFIXES", "iter_files", "load_file", "load_jsonl"]
+
+_MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
+_TEXT_SUFFIXES = frozenset({".txt", ".text", ".rst"})
+_HTML_SUFFIXES = frozenset({".html", ".htm"})
+_PDF_SUFFIXES = frozenset({".pdf"})
+SUPPORTED_SUFFIXES: frozenset[str] = (
+    _MARKDOWN_SUFFIXES | _TEXT_SUFFIXES | _HTML_SUFFIXES | _PDF_SUFFIXES
+)
+
+# Only the start is checked: enough to tell an image or archive from text without scanning
+# a 20 MB file twice.
+_BINARY_SNIFF_BYTES = 8192
+_HANGUL_SYLLABLE = re.compile("[\uac00-\ud7a3]")
+
+# Page chrome and interactive widgets: their text (menus, cookie banners, button labels) would
+# only add noise to every chunk of every page.
+_DROPPED_HTML_TAGS = frozenset(
+    {
+        "script", "style", "nav", "footer", "header", "aside", "noscript", "svg", "template",
+        "form", "input", "button", "select", "option", "textarea", "iframe", "object", "embed",
+        "canvas", "head", "title", "meta", "link",
+    }
+)  # fmt: skip
+_BLOCK_HTML_TAGS = frozenset(
+    {
+        "address", "article", "blockquote", "body", "caption", "center", "dd", "details",
+        "dialog", "div", "dl", "dt", "fieldset", "figcaption", "figure", "hr", "html", "main",
+        "p", "section", "summary", "table", "tbody", "tfoot", "thead",
+    }
+)  # fmt: skip
+_HTML_HEADING_LEVELS = {f"h{level}": level for level in range(1, 7)}
+_WHITESPACE = re.compile(r"\s+")
+
+
+def load_file(path: Path, *, max_bytes: int = 20_000_000) -> SourceDocument:
+    """Load one Markdown, text, HTML or PDF file.
+
+    Raises :class:`BadDocumentError` for anything that cannot become useful text, so that the
+    caller never indexes an empty or garbled document by mistake.
+    """
+    data = _read_bytes(path, max_bytes)
+    suffix = path.suffix.lower()
+    if suffix in _PDF_SUFFIXES:
+        title, text = _pdf_to_text(path, data)
+    elif suffix in _HTML_SUFFIXES:
+        title, text = _html_to_markdown(_decode_text(path, data))
+    elif suffix in _MARKDOWN_SUFFIXES:
+        text = _clean_text(_decode_text(path, data))
+        title = next((s.headings[-1] for s in split_markdown_sections(text) if s.level == 1), "")
+    else:
+        text = _clean_text(_decode_text(path, data))
+        title = ""
+    if not text.strip():
+        if suffix in _PDF_SUFFIXES:
+            what = "no extractable text (a scanned PDF without a text layer?); run OCR on it first"
+        elif suffix in _HTML_SUFFIXES:
+            what = "no text once scripts, navigation and forms are removed; leave it out"
+        else:
+            what = "is empty; add content or leave it out"
+        raise BadDocumentError(f"{path}: {what}")
+    resolved = str(path.resolve())
+    return SourceDocument(
+        doc_id=resolved, title=title or path.stem, text=text, source=resolved, url=None
+    )
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Expand folders into the files to load, in a stable order.
+
+    Inside folders, hidden entries (``.git``, ``.DS_Store``) and files of other types are
+    skipped silently: a knowledge-base folder is expected to hold images and the like. A path
+    named explicitly is yielded as it is, so that :func:`load_file` can say what is wrong with it.
+    """
+    for path in paths:
+        if not path.is_dir():
+            yield path
+            continue
+        found: list[Path] = []
+
+        def unreadable(error: OSError, folder: Path = path) -> None:
+            raise BadDocumentError(
+                f"{error.filename or folder}: cannot list this folder ({error.strerror}); "
+                "check its permissions"
+            ) from error
+
+        for folder, dirnames, filenames in os.walk(path, onerror=unreadable):
+            dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+            found.extend(
+                Path(folder, name)
+                for name in filenames
+                if not name.startswith(".") and Path(name).suffix.lower() in SUPPORTED_SUFFIXES
+            )
+        # Sorting the whole list (not each folder) keeps "a.md, b/c.md, d.md" in path order.
+        yield from sorted(found, key=lambda file: file.relative_to(path).parts)
+
+
+def load_jsonl(path: Path) -> Iterator[SourceDocument | BadDocumentError]:
+    """Load ``{"id", "title", "text", "url"?}`` records, one per line.
+
+    A bad line is yielded as an error instead of raised so that one broken record in an export
+    of thousands does not stop the rest; only a file that cannot be opened raises.
+    """
+    try:
+        handle = path.open("rb")
+    except OSError as e:
+        raise BadDocumentError(f"{path}: cannot open ({_os_reason(e)}); check the path") from e
+    first_line: dict[str, int] = {}
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            record = _parse_record(path, number, raw, first_line)
+            if isinstance(record, SourceDocument):
+                first_line.setdefault(record.doc_id, number)
+            yield record
+
+
+def _parse_record(
+    path: Path, number: int, raw: bytes, first_line: dict[str, int]
+) -> SourceDocument | BadDocumentError:
+    where = f"{path}:{number}"
+    try:
+        record = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        return BadDocumentError(f"{where}: not UTF-8; save the file as UTF-8")
+    except json.JSONDecodeError as e:
+        return BadDocumentError(f"{where}: not valid JSON ({e.msg} at column {e.colno})")
+    if not isinstance(record, dict):
+        return BadDocumentError(f"{where}: expected a JSON object with id, title and text")
+    raw_id, text, title, url = (record.get(key) for key in ("id", "text", "title", "url"))
+    # bool is an int in Python but never a meaningful id.
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or not str(raw_id).strip():
+        return BadDocumentError(f'{where}: "id" must be a non-empty string or integer')
+    doc_id = str(raw_id).strip()
+    if doc_id in first_line:
+        return BadDocumentError(
+            f"{where}: duplicate id {doc_id!r} (first on line {first_line[doc_id]}); "
+            "ids must be unique"
+        )
+    if not isinstance(text, str) or not text.strip():
+        return BadDocumentError(f'{where}: "text" must be a non-empty string')
+    if title is not None and not isinstance(title, str):
+        return BadDocumentError(f'{where}: "title" must be a string')
+    if url is not None and not isinstance(url, str):
+        return BadDocumentError(f'{where}: "url" must be a string')
+    url = url.strip() if url else None
+    return SourceDocument(
+        doc_id=doc_id,
+        title=" ".join(title.split()) if title and title.strip() else doc_id,
+        text=_clean_text(text),
+        source=url or f"{path.name}#{doc_id}",
+        url=url or None,
+    )
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    """Read the file, refusing what cannot be a document before reading all of it."""
+    try:
+        info = path.stat()
+    except OSError as e:
+        raise BadDocumentError(f"{path}: cannot read ({_os_reason(e)}); check the path") from e
+    if stat.S_ISDIR(info.st_mode):
+        raise BadDocumentError(f"{path}: is a folder; pass it to iter_files to expand it")
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        raise BadDocumentError(
+            f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; "
+            f"supported: {supported}"
+        )
+    # A FIFO or device would block or never end.
+    if not stat.S_ISREG(info.st_mode):
+        raise BadDocumentError(f"{path}: not a regular file; pass a file or a folder")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as e:
+        raise BadDocumentError(
+            f"{path}: cannot read ({_os_reason(e)}); check the file's permissions"
+        ) from e
+    if len(data) > max_bytes:
+        size = max(info.st_size, len(data))
+        raise BadDocumentError(
+            f"{path}: file is {size:,} bytes, over the limit of {max_bytes:,} bytes; "
+            "split it into smaller files"
+        )
+    return data
+
+
+def _decode_text(path: Path, data: bytes) -> str:
+    """Decode a text format, telling binary files and unknown encodings apart from text.
+
+    utf-8-sig also reads UTF-8 without a BOM. Notepad's "Unicode" (UTF-16 with a BOM) is read
+    before the NUL check it would fail. cp949 (a superset of EUC-KR) is tried for legacy Korean
+    files, but accepted only if it yields Hangul: it decodes much non-Korean junk too.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise BadDocumentError(f"{path}: broken UTF-16 text; save it as UTF-8") from e
+    if b"\x00" in data[:_BINARY_SNIFF_BYTES]:
+        raise BadDocumentError(
+            f"{path}: looks like a binary file (contains NUL bytes), not text; leave it out"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        try:
+            legacy = data.decode("cp949")
+        except UnicodeDecodeError:
+            legacy = ""
+        if _HANGUL_SYLLABLE.search(legacy):
+            return legacy
+        raise BadDocumentError(
+            f"{path}: not UTF-8 text (invalid byte at offset {e.start}); "
+            "save it as UTF-8 or leave it out if it is binary"
+        ) from e
+
+
+def _clean_text(text: str) -> str:
+    """Normalise what differs between editors and platforms but not in meaning.
+
+    NFC makes each Korean syllable one code point (macOS writes them decomposed), so that the
+    same word matches and the chunker can never cut a syllable in half.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return unicodedata.normalize("NFC", text)
+
+
+def _pdf_to_text(path: Path, data: bytes) -> tuple[str, str]:
+    """Extract the title and the text of each page, pages separated by blank lines.
+
+    pypdf signals a damaged file with many exception types (its own, but also ValueError,
+    KeyError, struct errors and the like from deep inside), so any exception it raises is
+    reported as a corrupt PDF.
+    """
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise BadDocumentError(f"{path}: the PDF is password-protected; remove the password")
+        metadata = reader.metadata
+        title = metadata.title if metadata is not None else None
+        pages = [page.extract_text() for page in reader.pages]
+    except BadDocumentError:
+        raise
+    except Exception as e:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise BadDocumentError(
+            f"{path}: not a readable PDF ({reason}); re-export or repair it"
+        ) from e
+    text = "\n\n".join(_clean_text(page).strip() for page in pages if page.strip())
+    return (" ".join(title.split()) if isinstance(title, str) else ""), text
+
+
+def _html_to_markdown(html: str) -> tuple[str, str]:
+    """Return the page title and its main text as Markdown-like text."""
+    soup = BeautifulSoup(html, "html.parser")
+    title_tag = soup.find("title") or soup.find("h1")
+    title = " ".join(title_tag.get_text(" ").split()) if title_tag is not None else ""
+    writer = _MarkdownWriter()
+    writer.walk(soup)
+    return title, _clean_text(writer.text())
+
+
+class _MarkdownWriter:
+    """Collects HTML content as Markdown blocks.
+
+    Inline content accumulates until a block element ends it; list items and table rows are
+    kept on consecutive lines so a list stays one paragraph for the chunker.
+    """
+
+    def __init__(self) -> None:
+        self._blocks: list[tuple[str, str]] = []  # (kind, text)
+        self._inline: list[str] = []
+        self._prefix = ""
+        self._kind = "paragraph"
+        self._list_depth = 0
+
+    def text(self) -> str:
+        self._flush()
+        parts: list[str] = []
+        previous_kind = ""
+        for kind, block in self._blocks:
+            if parts:
+                same_list = kind == previous_kind and kind in ("item", "row")
+                parts.append("\n" if same_list else "\n\n")
+            parts.append(block)
+            previous_kind = kind
+        return "".join(parts)
+
+    def walk(self, node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                # Comments, doctypes and CDATA are PreformattedStrings: markup, not text.
+                if not isinstance(child, PreformattedString):
+                    self._inline.append(_WHITESPACE.sub(" ", str(child)))
+                continue
+            if not isinstance(child, Tag) or child.name in _DROPPED_HTML_TAGS:
+                continue
+            name = child.name
+            if name in _HTML_HEADING_LEVELS:
+                self._flush()
+                self._start_block("#" * _HTML_HEADING_LEVELS[name] + " ", "heading")
+                self.walk(child)
+                self._flush()
+            elif name == "li":
+                self._flush()
+                self._start_block("  " * max(0, self._list_depth - 1) + "- ", "item")
+                self.walk(child)
+                self._flush()
+            elif name in ("ul", "ol"):
+                self._flush()
+                self._list_depth += 1
+                self.walk(child)
+                self._list_depth -= 1
+                self._flush()
+            elif name == "tr":
+                self._flush()
+                cells = [
+                    " ".join(cell.get_text(" ").split())
+                    for cell in child.find_all(("td", "th"), recursive=False)
+                ]
+                if any(cells):
+                    self._blocks.append(("row", " | ".join(cells)))
+            elif name == "pre":
+                self._flush()
+                code = child.get_text().strip("\n")
+                if code.strip():
+                    self._blocks.append(("code", f"```\n{code}\n```"))
+            elif name == "br":
+                self._inline.append("\n")
+            elif name in _BLOCK_HTML_TAGS:
+                self._flush()
+                self.walk(child)
+                self._flush()
+            else:
+                self.walk(child)
+
+    def _start_block(self, prefix: str, kind: str) -> None:
+        self._prefix, self._kind = prefix, kind
+
+    def _flush(self) -> None:
+        lines = (" ".join(line.split()) for line in "".join(self._inline).split("\n"))
+        # A <br> inside a heading must not push half of it out of the "#" line.
+        text = (" " if self._kind == "heading" else "\n").join(line for line in lines if line)
+        if text:
+            self._blocks.append((self._kind, self._prefix + text))
+        self._inline.clear()
+        self._prefix, self._kind = "", "paragraph"
+
+
+def _os_reason(error: OSError) -> str:
+    """The OS's short reason ("No such file or directory") without the repeated path."""
+    return (error.strerror or type(error).__name__).lower()

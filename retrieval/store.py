@@ -1,0 +1,352 @@
+"""The knowledge store: one multi-tenant Weaviate collection, one tenant per workspace.
+
+Every method takes the tenant as a required keyword argument and works only inside it, so a
+call cannot forget it and read or write another customer's data. Tenants are never created
+implicitly (auto tenant creation is off): writing to or searching an unknown tenant is an
+:class:`UnknownWorkspaceError`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from weaviate import WeaviateClient
+from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.data import DataObject
+from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
+from weaviate.classes.tenants import Tenant
+from weaviate.collections import Collection
+from weaviate.exceptions import WeaviateBaseError
+
+from retrieval.documents import Chunk
+from retrieval.errors import RetrievalError, StoreUnavailableError, UnknownWorkspaceError
+
+COLLECTION = "KnowledgeChunk"
+# BM25 reads the text twice: morphologically (kagome_kr splits Korean particles and endings off
+# their stems: "환불은" -> "환불") and as lowercased words (kagome_kr neither lowercases nor
+# splits English well: "PASSWORD" would not match "password"). Titles and headings often carry
+# the words a question uses when the paragraph itself does not.
+KEYWORD_PROPERTIES = ["text", "text_words", "heading", "title"]
+_ID_NAMESPACE = uuid.UUID("6f1c2a4e-8d0b-4c1e-9a57-3b2f6d8e1c90")
+
+SearchMode = Literal["hybrid", "keyword", "vector"]
+
+
+def chunk_uuid(chunk: Chunk) -> str:
+    """Id from source and content: re-ingesting unchanged text gives the same ids."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{chunk.doc_id}\x00{chunk.index}\x00{chunk.text}"))
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What the embedder sees: the text under its title and heading path, for context."""
+    context = " > ".join(part for part in (chunk.title, chunk.heading) if part)
+    return f"{context}\n{chunk.text}" if context else chunk.text
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk with its vector and origin, ready to be written."""
+
+    chunk: Chunk
+    vector: Sequence[float]
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """One retrieved chunk. ``similarity`` is the cosine between query and chunk vectors.
+
+    ``score`` ranks results within one search only (fused, BM25 or vector scores are not
+    comparable across modes); ``similarity`` is comparable and gates "nothing relevant found".
+    """
+
+    chunk_id: str
+    doc_id: str
+    source: str
+    title: str
+    heading: str
+    text: str
+    url: str | None
+    origin: str
+    score: float
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSummary:
+    doc_id: str
+    origin: str
+    chunk_ids: frozenset[str]
+
+
+class KnowledgeStore:
+    """Reads and writes knowledge chunks, always inside one named tenant."""
+
+    def __init__(self, client: WeaviateClient) -> None:
+        self._client = client
+
+    # --- schema and tenants ------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Create the collection once; safe to call on every start."""
+        try:
+            if self._client.collections.exists(COLLECTION):
+                return
+            searchable = Tokenization.KAGOME_KR
+            self._client.collections.create(
+                name=COLLECTION,
+                multi_tenancy_config=Configure.multi_tenancy(
+                    enabled=True, auto_tenant_creation=False, auto_tenant_activation=True
+                ),
+                vector_config=Configure.Vectors.self_provided(
+                    vector_index_config=Configure.VectorIndex.hnsw(
+                        distance_metric=VectorDistances.COSINE
+                    )
+                ),
+                properties=[
+                    Property(name="text", data_type=DataType.TEXT, tokenization=searchable),
+                    Property(
+                        name="text_words", data_type=DataType.TEXT, tokenization=Tokenization.WORD
+                    ),
+                    Property(name="title", data_type=DataType.TEXT, tokenization=searchable),
+                    Property(name="heading", data_type=DataType.TEXT, tokenization=searchable),
+                    Property(
+                        name="doc_id",
+                        data_type=DataType.TEXT,
+                        tokenization=Tokenization.FIELD,
+                        index_searchable=False,
+                    ),
+                    Property(
+                        name="source",
+                        data_type=DataType.TEXT,
+                        tokenization=Tokenization.FIELD,
+                        index_searchable=False,
+                    ),
+                    Property(
+                        name="url",
+                        data_type=DataType.TEXT,
+                        tokenization=Tokenization.FIELD,
+                        index_searchable=False,
+                        index_filterable=False,
+                    ),
+                    Property(
+                        name="origin",
+                        data_type=DataType.TEXT,
+                        tokenization=Tokenization.FIELD,
+                        index_searchable=False,
+                    ),
+                    Property(name="chunk_index", data_type=DataType.INT),
+                ],
+            )
+        except WeaviateBaseError as e:
+            if self._client.collections.exists(COLLECTION):
+                return  # another process created it at the same moment
+            raise StoreUnavailableError(f"could not create the Weaviate schema: {e}") from e
+
+    def create_tenant(self, *, tenant: str) -> None:
+        self._collection().tenants.create([Tenant(name=tenant)])
+
+    def delete_tenant(self, *, tenant: str) -> None:
+        """Remove the tenant and every chunk in it."""
+        self._collection().tenants.remove([tenant])
+
+    def tenant_exists(self, *, tenant: str) -> bool:
+        return self._collection().tenants.exists(tenant)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def insert(self, items: Sequence[StoredChunk], *, tenant: str) -> None:
+        if not items:
+            return
+        objects = [
+            DataObject(
+                uuid=chunk_uuid(item.chunk),
+                vector=list(item.vector),
+                properties={
+                    "text": item.chunk.text,
+                    "text_words": item.chunk.text,
+                    "title": item.chunk.title,
+                    "heading": item.chunk.heading,
+                    "doc_id": item.chunk.doc_id,
+                    "source": item.chunk.source,
+                    "url": item.chunk.url or "",
+                    "origin": item.origin,
+                    "chunk_index": item.chunk.index,
+                },
+            )
+            for item in items
+        ]
+        result = self._tenant(tenant).data.insert_many(objects)
+        if result.has_errors:
+            first = next(iter(result.errors.values()))
+            raise RetrievalError(
+                f"Weaviate rejected {len(result.errors)} of {len(objects)} chunks: {first.message}"
+            )
+
+    def delete_chunks(self, chunk_ids: Iterable[str], *, tenant: str) -> int:
+        ids = list(chunk_ids)
+        if not ids:
+            return 0
+        deleted = 0
+        for start in range(0, len(ids), 1000):
+            result = self._tenant(tenant).data.delete_many(
+                where=Filter.by_id().contains_any(ids[start : start + 1000])
+            )
+            deleted += result.successful
+        return deleted
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def documents(self, *, tenant: str) -> dict[str, DocumentSummary]:
+        """Every document in the tenant with the ids of its chunks (for sync and prune)."""
+        ids: dict[str, set[str]] = {}
+        origins: dict[str, str] = {}
+        for obj in self._iterate(tenant, ["doc_id", "origin"]):
+            doc_id = str(obj.properties["doc_id"])
+            ids.setdefault(doc_id, set()).add(str(obj.uuid))
+            origins[doc_id] = str(obj.properties["origin"])
+        return {
+            doc_id: DocumentSummary(doc_id, origins[doc_id], frozenset(chunk_ids))
+            for doc_id, chunk_ids in ids.items()
+        }
+
+    def iter_chunks(self, *, tenant: str) -> Iterator[StoredChunk]:
+        """Every chunk of the tenant with its stored vector (for re-indexing and export)."""
+        properties = [
+            "text",
+            "title",
+            "heading",
+            "doc_id",
+            "source",
+            "url",
+            "origin",
+            "chunk_index",
+        ]
+        try:
+            for obj in self._tenant(tenant).iterator(
+                return_properties=properties, include_vector=True
+            ):
+                props = obj.properties
+                chunk = Chunk(
+                    doc_id=str(props["doc_id"]),
+                    index=int(props.get("chunk_index") or 0),  # type: ignore[call-overload]
+                    text=str(props["text"]),
+                    title=str(props.get("title") or ""),
+                    heading=str(props.get("heading") or ""),
+                    source=str(props.get("source") or ""),
+                    url=str(props["url"]) if props.get("url") else None,
+                )
+                yield StoredChunk(chunk, obj.vector.get("default", []), str(props["origin"]))
+        except WeaviateBaseError as e:
+            raise self._translate(e, tenant) from e
+
+    def chunk_ids_of(self, doc_id: str, *, tenant: str) -> set[str]:
+        response = self._tenant(tenant).query.fetch_objects(
+            filters=Filter.by_property("doc_id").equal(doc_id),
+            return_properties=[],
+            limit=10_000,
+        )
+        return {str(obj.uuid) for obj in response.objects}
+
+    def count(self, *, tenant: str) -> int:
+        return int(self._tenant(tenant).aggregate.over_all(total_count=True).total_count or 0)
+
+    def search(
+        self,
+        query: str,
+        query_vector: Sequence[float],
+        *,
+        tenant: str,
+        k: int,
+        mode: SearchMode = "hybrid",
+        alpha: float = 0.5,
+    ) -> list[SearchResult]:
+        """Top ``k`` chunks of the tenant for the query, best first."""
+        tenant_view = self._tenant(tenant).query
+        metadata = MetadataQuery(score=True, distance=True)
+        try:
+            if mode == "keyword":
+                response = tenant_view.bm25(
+                    query,
+                    query_properties=KEYWORD_PROPERTIES,
+                    limit=k,
+                    include_vector=True,
+                    return_metadata=metadata,
+                )
+            elif mode == "vector":
+                response = tenant_view.near_vector(
+                    list(query_vector), limit=k, include_vector=True, return_metadata=metadata
+                )
+            else:
+                response = tenant_view.hybrid(
+                    query,
+                    vector=list(query_vector),
+                    alpha=alpha,
+                    query_properties=KEYWORD_PROPERTIES,
+                    fusion_type=HybridFusion.RELATIVE_SCORE,
+                    limit=k,
+                    include_vector=True,
+                    return_metadata=metadata,
+                )
+        except WeaviateBaseError as e:
+            raise self._translate(e, tenant) from e
+        query_array = np.asarray(query_vector, dtype=np.float32)
+        query_norm = float(np.linalg.norm(query_array)) or 1.0
+        results = []
+        for obj in response.objects:
+            vector = np.asarray(obj.vector.get("default", []), dtype=np.float32)
+            norm = float(np.linalg.norm(vector)) or 1.0
+            similarity = float(vector @ query_array) / (norm * query_norm) if vector.size else 0.0
+            if mode == "vector":
+                score = 1.0 - float(obj.metadata.distance or 0.0)
+            else:
+                score = float(obj.metadata.score or 0.0)
+            props = obj.properties
+            results.append(
+                SearchResult(
+                    chunk_id=str(obj.uuid),
+                    doc_id=str(props["doc_id"]),
+                    source=str(props["source"]),
+                    title=str(props["title"]),
+                    heading=str(props.get("heading") or ""),
+                    text=str(props["text"]),
+                    url=str(props["url"]) or None if props.get("url") else None,
+                    origin=str(props.get("origin") or ""),
+                    score=score,
+                    similarity=similarity,
+                )
+            )
+        return results
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _collection(self) -> Collection[Any, Any]:
+        return self._client.collections.use(COLLECTION)
+
+    def _tenant(self, tenant: str) -> Collection[Any, Any]:
+        if not tenant:
+            raise UnknownWorkspaceError("no tenant given: every store call names its workspace")
+        return self._collection().with_tenant(tenant)
+
+    def _iterate(self, tenant: str, properties: list[str]) -> Iterator[Any]:
+        try:
+            yield from self._tenant(tenant).iterator(return_properties=properties)
+        except WeaviateBaseError as e:
+            raise self._translate(e, tenant) from e
+
+    @staticmethod
+    def _translate(error: WeaviateBaseError, tenant: str) -> RetrievalError:
+        message = str(error)
+        if "tenant" in message.lower() and (
+            "not found" in message.lower() or "not exist" in message.lower()
+        ):
+            return UnknownWorkspaceError(
+                f"workspace tenant {tenant!r} does not exist in Weaviate; "
+                "create the workspace with `supportbot workspace create`"
+            )
+        first_line = message.splitlines()[0][:300] if message else type(error).__name__
+        return StoreUnavailableError(f"Weaviate request failed: {first_line}")

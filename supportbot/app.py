@@ -1,0 +1,196 @@
+"""The composition root: builds every client once from :class:`Settings` and hands them down.
+
+Clients are built on first use, so a command that needs only the database (``workspace list``)
+never starts Weaviate or loads the embedding model.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlparse
+
+import weaviate
+from langchain_core.language_models import BaseChatModel
+from sqlalchemy.engine import Engine
+from weaviate import WeaviateClient
+from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+
+from feedback.store import SqlFeedbackStore
+from retrieval.chain import AnswerChain
+from retrieval.chunking import Chunker
+from retrieval.embeddings import LocalE5Embeddings, OpenAICompatibleEmbeddings, QueryBatchEmbeddings
+from retrieval.errors import StoreUnavailableError
+from retrieval.knowledge import KnowledgeBase
+from retrieval.store import KnowledgeStore
+from retrieval.weaviate_server import EmbeddedWeaviate
+from retrieval.workspaces import WorkspaceRegistry
+from supportbot.database import make_engine
+from supportbot.settings import WEAVIATE_VERSION, Settings
+
+
+class App:
+    """Holds the clients of one process; close it (or use ``with``) to release them."""
+
+    def __init__(
+        self, settings: Settings, *, local_embedder: LocalE5Embeddings | None = None
+    ) -> None:
+        self.settings = settings
+        if local_embedder is not None:  # tests share one loaded model across apps
+            self.__dict__["local_embedder"] = local_embedder
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if "weaviate" in self.__dict__:
+            self.weaviate.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.resolved_database_url)
+
+    @cached_property
+    def registry(self) -> WorkspaceRegistry:
+        return WorkspaceRegistry(self.engine)
+
+    @cached_property
+    def embedded_weaviate(self) -> EmbeddedWeaviate:
+        return EmbeddedWeaviate(
+            self.settings.weaviate_data_dir,
+            binary_path=self.settings.weaviate_binary_path,
+            version=WEAVIATE_VERSION,
+            startup_timeout_s=self.settings.weaviate_startup_timeout_s,
+        )
+
+    @cached_property
+    def weaviate(self) -> WeaviateClient:
+        config = AdditionalConfig(timeout=Timeout(init=10, query=30, insert=120))
+        try:
+            if self.settings.weaviate_url:
+                url = urlparse(self.settings.weaviate_url)
+                secure = url.scheme == "https"
+                api_key = self.settings.weaviate_api_key
+                client = weaviate.connect_to_custom(
+                    http_host=url.hostname or "localhost",
+                    http_port=url.port or (443 if secure else 8080),
+                    http_secure=secure,
+                    grpc_host=url.hostname or "localhost",
+                    grpc_port=self.settings.weaviate_grpc_port,
+                    grpc_secure=secure,
+                    auth_credentials=Auth.api_key(api_key.get_secret_value()) if api_key else None,
+                    additional_config=config,
+                )
+            else:
+                address = self.embedded_weaviate.ensure_running()
+                client = weaviate.connect_to_local(
+                    host=address.host,
+                    port=address.http_port,
+                    grpc_port=address.grpc_port,
+                    additional_config=config,
+                )
+        except StoreUnavailableError:
+            raise
+        except Exception as e:
+            where = self.settings.weaviate_url or "the embedded server"
+            raise StoreUnavailableError(
+                f"cannot reach Weaviate at {where}: {str(e).splitlines()[0][:200]}"
+            ) from e
+        KnowledgeStore(client).ensure_schema()
+        return client
+
+    @cached_property
+    def store(self) -> KnowledgeStore:
+        return KnowledgeStore(self.weaviate)
+
+    @cached_property
+    def local_embedder(self) -> LocalE5Embeddings:
+        """The bundled model; also the tokenizer that sizes chunks, whatever model embeds them."""
+        return LocalE5Embeddings(batch_size=self.settings.embedding_batch_size)
+
+    @cached_property
+    def embedder(self) -> QueryBatchEmbeddings:
+        s = self.settings
+        if s.embedding_provider == "local":
+            return self.local_embedder
+        return OpenAICompatibleEmbeddings(
+            model=s.resolved_embedding_model,
+            base_url=s.embedding_base_url,
+            api_key=s.embedding_api_key.get_secret_value() if s.embedding_api_key else None,
+            send_input_type=s.embedding_send_input_type,
+            query_prefix=s.embedding_query_prefix,
+            passage_prefix=s.embedding_passage_prefix,
+            batch_size=s.embedding_batch_size,
+        )
+
+    @cached_property
+    def knowledge(self) -> KnowledgeBase:
+        s = self.settings
+        chunker = Chunker(
+            self.local_embedder.token_count,
+            chunk_tokens=s.chunk_tokens,
+            overlap_tokens=s.chunk_overlap_tokens,
+        )
+        return KnowledgeBase(
+            self.registry,
+            self.store,
+            self.embedder,
+            chunker,
+            embedding_model=s.resolved_embedding_model,
+            hybrid_alpha=s.hybrid_alpha,
+            max_file_bytes=int(s.max_file_mb * 1024 * 1024),
+        )
+
+    @cached_property
+    def chat_model(self) -> BaseChatModel | None:
+        s = self.settings
+        if not s.llm_model:
+            return None
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
+            model=s.llm_model,
+            base_url=s.llm_base_url,
+            api_key=s.llm_api_key.get_secret_value() if s.llm_api_key else "not-needed",  # type: ignore[arg-type]
+            timeout=s.llm_timeout_s,
+            max_retries=2,
+            temperature=s.llm_temperature,
+        )
+
+    def answer_chain(self, workspace: str) -> AnswerChain:
+        return AnswerChain(
+            self.knowledge.searcher(workspace, k=self.settings.search_k),
+            chat_model=self.chat_model,
+            min_relevance=self.settings.min_relevance,
+            model_name=self.settings.llm_model or "",
+        )
+
+    @cached_property
+    def feedback(self) -> SqlFeedbackStore:
+        return SqlFeedbackStore(self.engine, user_hash_key=self._secret_key())
+
+    def _secret_key(self) -> bytes:
+        """The installation's secret: from the environment, else generated once per data dir."""
+        configured = self.settings.secret_key
+        if configured:
+            return configured.get_secret_value().encode()
+        path = Path(self.settings.data_dir) / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()

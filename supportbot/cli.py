@@ -1,0 +1,461 @@
+"""The ``supportbot`` command line.
+
+Other tools script against ``search --json`` and ``ask --json``: their output shapes are a
+contract (see README). Every failure a user can cause ends in one line on stderr that says what
+happened and what to do, and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from feedback.errors import FeedbackError
+from retrieval.errors import RetrievalError
+from retrieval.ingest import IngestReport
+from retrieval.store import SearchMode, SearchResult
+from retrieval.workspaces import IdentityKind
+from supportbot.app import App
+from supportbot.chat import run_chat
+from supportbot.settings import Settings
+
+app = typer.Typer(
+    help="Customer-support chatbot for Slack and Discord, answering from each workspace's own "
+    "knowledge.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+workspace_app = typer.Typer(
+    help="Create, list, delete and re-index workspaces.", no_args_is_help=True
+)
+weaviate_app = typer.Typer(
+    help="The embedded Weaviate server of this data directory.", no_args_is_help=True
+)
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(weaviate_app, name="weaviate")
+
+err = Console(stderr=True)
+out = Console()
+
+WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="Workspace name.")]
+
+
+class CliError(Exception):
+    """A usage error found by the CLI itself."""
+
+
+@contextmanager
+def _app(ctx: typer.Context) -> Iterator[App]:
+    with App(ctx.obj) as application:
+        yield application
+
+
+@app.callback()
+def _main(ctx: typer.Context) -> None:
+    """Load settings from the environment and .env once, for every command."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    ctx.obj = settings
+
+
+# --- workspaces --------------------------------------------------------------------------------
+
+
+@workspace_app.command("create")
+def workspace_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Workspace name: letters, digits, '-', '_'.")],
+    slack_team: Annotated[list[str] | None, typer.Option(help="Slack team id (T...).")] = None,
+    slack_enterprise: Annotated[
+        list[str] | None, typer.Option(help="Slack Enterprise Grid org id (E...).")
+    ] = None,
+    discord_guild: Annotated[list[str] | None, typer.Option(help="Discord guild id.")] = None,
+    discord_dm_default: Annotated[
+        bool, typer.Option(help="Answer Discord DMs with no other match from this workspace.")
+    ] = False,
+) -> None:
+    """Create a workspace with its own, empty Weaviate tenant."""
+    identities = (
+        [(IdentityKind.SLACK_TEAM, v) for v in slack_team or []]
+        + [(IdentityKind.SLACK_ENTERPRISE, v) for v in slack_enterprise or []]
+        + [(IdentityKind.DISCORD_GUILD, v) for v in discord_guild or []]
+        + ([(IdentityKind.DISCORD_DM_DEFAULT, "default")] if discord_dm_default else [])
+    )
+    with _app(ctx) as application:
+        info = application.knowledge.create_workspace(name, identities)
+    out.print(f"created workspace [bold]{info.name}[/] (tenant {info.tenant})")
+
+
+@workspace_app.command("list")
+def workspace_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List workspaces with their platform identities."""
+    with _app(ctx) as application:
+        workspaces = application.registry.list()
+    if as_json:
+        rows = [
+            {
+                "name": w.name,
+                "tenant": w.tenant,
+                "embedding_model": w.embedding_model,
+                "identities": [{"kind": k, "id": i} for k, i in w.identities],
+                "created_at": w.created_at.isoformat(),
+            }
+            for w in workspaces
+        ]
+        print(json.dumps({"workspaces": rows}, ensure_ascii=False))
+        return
+    if not workspaces:
+        out.print("no workspaces yet; create one with `supportbot workspace create NAME`")
+        return
+    table = Table("name", "identities", "embedding model", "created")
+    for w in workspaces:
+        ids = ", ".join(f"{k}={i}" for k, i in w.identities) or "-"
+        table.add_row(w.name, ids, w.embedding_model, w.created_at.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+
+
+@workspace_app.command("delete")
+def workspace_delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Workspace to delete.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a workspace, its tenant and all its knowledge."""
+    if not yes and not typer.confirm(f"Delete workspace {name!r} and all its knowledge?"):
+        raise typer.Exit(1)
+    with _app(ctx) as application:
+        application.knowledge.delete_workspace(name)
+    out.print(f"deleted workspace [bold]{name}[/]")
+
+
+@workspace_app.command("reindex")
+def workspace_reindex(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Workspace to re-embed.")]
+) -> None:
+    """Re-embed every chunk with the configured embedding model."""
+    with _app(ctx) as application:
+        total = application.knowledge.reindex(name)
+    out.print(
+        f"re-embedded {total} chunks of [bold]{name}[/] with "
+        f"{application.settings.resolved_embedding_model}"
+    )
+
+
+# --- ingestion ---------------------------------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    workspace: WorkspaceOption,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files and folders (Markdown, text, HTML, PDF).")
+    ] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help='JSON lines {"id", "title", "text", "url"?}, one per line.')
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option(help="Remove stored files under PATHS that no longer exist.")
+    ] = False,
+) -> None:
+    """Ingest files, folders or a JSONL file into a workspace (re-runs store only changes)."""
+    if not paths and jsonl is None:
+        raise CliError("nothing to ingest: give PATH... and/or --jsonl FILE")
+    with _app(ctx) as application:
+        kb = application.knowledge
+        kb.workspace(workspace)
+        reports = []
+        if paths:
+            from retrieval.loaders import iter_files
+
+            total = sum(1 for _ in iter_files([p for p in paths if p.exists()]))
+            with _progress(total, "files") as on_item:
+                reports.append(kb.ingest_paths(workspace, paths, prune=prune, on_item=on_item))
+        if jsonl is not None:
+            total = _count_lines(jsonl)
+            with _progress(total, "records") as on_item:
+                reports.append(kb.ingest_jsonl(workspace, jsonl, on_item=on_item))
+    report = _merge(reports)
+    err.print(
+        f"{workspace}: {report.documents} documents ({report.changed} changed, "
+        f"{report.unchanged} unchanged), +{report.chunks_added} / -{report.chunks_removed} chunks, "
+        f"{report.pruned_documents} pruned, {len(report.errors)} skipped"
+    )
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _progress(total: int, unit: str) -> Iterator[Any]:
+    progress = Progress(
+        TextColumn("ingesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    task = progress.add_task("ingest", total=total or None)
+
+    def on_item(_name: str, error: str | None) -> None:
+        if error:
+            progress.console.print(f"skipped: {error}", markup=False, highlight=False)
+        progress.advance(task)
+
+    with progress:
+        yield on_item
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return 0
+
+
+def _merge(reports: list[IngestReport]) -> IngestReport:
+    merged = IngestReport()
+    for r in reports:
+        merged.documents += r.documents
+        merged.unchanged += r.unchanged
+        merged.changed += r.changed
+        merged.chunks_added += r.chunks_added
+        merged.chunks_removed += r.chunks_removed
+        merged.pruned_documents += r.pruned_documents
+        merged.errors.extend(r.errors)
+    return merged
+
+
+# --- search and answers ------------------------------------------------------------------------
+
+
+def _result_json(result: SearchResult) -> dict[str, Any]:
+    return {
+        "chunk_id": result.chunk_id,
+        "doc_id": result.doc_id,
+        "source": result.source,
+        "title": result.title,
+        "text": result.text,
+        "score": round(result.score, 6),
+    }
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    workspace: WorkspaceOption,
+    query: Annotated[str | None, typer.Argument(help="The search query.")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Number of results.")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid (default), keyword or vector.")] = "hybrid",
+    alpha: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Hybrid weight of the vector side (default: settings)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    queries_file: Annotated[
+        Path | None, typer.Option(help='JSON lines {"id", "query"}: one JSON line out per query.')
+    ] = None,
+) -> None:
+    """Search a workspace's knowledge."""
+    if mode not in ("hybrid", "keyword", "vector"):
+        raise CliError(f"unknown --mode {mode!r}: use hybrid, keyword or vector")
+    search_mode: SearchMode = mode  # type: ignore[assignment]
+    if (query is None) == (queries_file is None):
+        raise CliError("give either QUERY or --queries-file F")
+    with _app(ctx) as application:
+        kb = application.knowledge
+        if queries_file is not None:
+            ids, queries = _read_queries(queries_file)
+            batches = kb.search_many(workspace, queries, k=k, mode=search_mode, alpha=alpha)
+            for query_id, results in zip(ids, batches, strict=True):
+                print(
+                    json.dumps(
+                        {"id": query_id, "results": [_result_json(r) for r in results]},
+                        ensure_ascii=False,
+                    )
+                )
+            return
+        assert query is not None
+        results = kb.search(workspace, query, k=k, mode=search_mode, alpha=alpha)
+    if as_json:
+        print(json.dumps({"results": [_result_json(r) for r in results]}, ensure_ascii=False))
+        return
+    if not results:
+        out.print("no results")
+    for n, r in enumerate(results, start=1):
+        out.print(f"[bold]{n}. {r.title}[/] ({r.source})  score={r.score:.3f}")
+        out.print(r.text[:400], markup=False, highlight=False)
+        out.print()
+
+
+def _read_queries(path: Path) -> tuple[list[Any], list[str]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"cannot read queries file {path}: {e}") from e
+    ids: list[Any] = []
+    queries: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CliError(f"{path}:{number}: not valid JSON ({e.msg})") from e
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("query"), str)
+            or "id" not in record
+        ):
+            raise CliError(f'{path}:{number}: expected {{"id": ..., "query": "..."}}')
+        ids.append(record["id"])
+        queries.append(record["query"])
+    return ids, queries
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    workspace: WorkspaceOption,
+    question: Annotated[str, typer.Argument(help="The question.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Answer one question from a workspace's knowledge, with sources."""
+    with _app(ctx) as application:
+        answer = application.answer_chain(workspace).answer(question)
+    if as_json:
+        payload = {
+            "answer": answer.text,
+            "sources": [
+                {"n": s.n, "doc_id": s.doc_id, "source": s.source, "title": s.title}
+                for s in answer.sources
+            ],
+            "mode": answer.mode,
+        }
+        print(json.dumps(payload, ensure_ascii=False))
+        return
+    out.print(answer.text, markup=False, highlight=False)
+    for s in answer.sources:
+        out.print(f"[{s.n}] {s.title} — {s.url or s.source}", markup=False, highlight=False)
+
+
+@app.command()
+def chat(ctx: typer.Context, workspace: WorkspaceOption) -> None:
+    """Chat with the bot in the terminal, and rate its answers."""
+    with _app(ctx) as application:
+        run_chat(application, workspace, console=out)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    workspace: Annotated[str, typer.Option(help="Name of the demo workspace.")] = "demo",
+    no_chat: Annotated[bool, typer.Option(help="Set up only; do not open the chat.")] = False,
+) -> None:
+    """Create a demo workspace, ingest the bundled sample knowledge base and open the chat."""
+    sample = Path(__file__).parent / "sample_kb"
+    with _app(ctx) as application:
+        kb = application.knowledge
+        if workspace not in {w.name for w in application.registry.list()}:
+            kb.create_workspace(workspace)
+            err.print(f"created workspace {workspace!r}")
+        err.print("starting Weaviate and ingesting the sample knowledge base...")
+        paths = [sample / "en", sample / "ko"]
+        total = sum(1 for _ in __import__("retrieval.loaders").loaders.iter_files(paths))
+        with _progress(total, "files") as on_item:
+            report = kb.ingest_paths(workspace, paths, prune=True, on_item=on_item)
+        err.print(
+            f"{workspace}: {report.documents} documents, +{report.chunks_added} chunks "
+            f"({report.unchanged} unchanged)"
+        )
+        if no_chat:
+            return
+        run_chat(application, workspace, console=out)
+
+
+# --- embedded Weaviate -------------------------------------------------------------------------
+
+
+@weaviate_app.command("status")
+def weaviate_status(ctx: typer.Context) -> None:
+    """Show whether this data directory's embedded Weaviate is running."""
+    application = App(ctx.obj)
+    if application.settings.weaviate_url:
+        out.print(f"using external Weaviate at {application.settings.weaviate_url}")
+        return
+    address = application.embedded_weaviate.running_address()
+    if address is None:
+        out.print(
+            "embedded Weaviate is not running (it starts with the first command that needs it)"
+        )
+    else:
+        out.print(
+            f"embedded Weaviate running at http://{address.host}:{address.http_port} "
+            f"(gRPC {address.grpc_port})"
+        )
+
+
+@weaviate_app.command("stop")
+def weaviate_stop(ctx: typer.Context) -> None:
+    """Stop this data directory's embedded Weaviate."""
+    stopped = App(ctx.obj).embedded_weaviate.stop()
+    out.print("stopped embedded Weaviate" if stopped else "embedded Weaviate was not running")
+
+
+def main() -> None:
+    """Entry point: run the CLI and turn known failures into one-line errors."""
+    try:
+        app(standalone_mode=False)
+    except (RetrievalError, FeedbackError, CliError) as e:
+        err.print(f"error: {e}", markup=False, highlight=False)
+        sys.exit(1)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ()))
+        err.print(
+            f"error: invalid setting {field}: {first.get('msg')}", markup=False, highlight=False
+        )
+        sys.exit(1)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # click usage errors and anything unexpected: still one line
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        err.print(
+            f"error: unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+            "(set SUPPORTBOT_LOG_LEVEL=DEBUG for details)",
+            markup=False,
+            highlight=False,
+        )
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
+        sys.exit(2)

@@ -1,0 +1,127 @@
+"""One typed settings object, read from the environment and `.env` once, in ``main()``.
+
+Nothing else in the project reads the environment: components get the values they need from
+this object (or from the clients built from it), so tests can build a ``Settings`` directly.
+Every field here is listed, with a comment, in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+WEAVIATE_VERSION = "1.38.11"
+LOCAL_EMBEDDING_MODEL = "multilingual-e5-small-q4"
+
+
+def _default_binary_path() -> Path:
+    return Path.home() / ".cache" / "supportbot" / "weaviate"
+
+
+class Settings(BaseSettings):
+    """All settings of the bot, the CLI and the ingestion jobs."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # --- local state -------------------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path(".supportbot"), validation_alias=AliasChoices("SUPPORTBOT_DATA_DIR")
+    )
+    database_url: str | None = Field(default=None, validation_alias=AliasChoices("DATABASE_URL"))
+    secret_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SUPPORTBOT_SECRET_KEY")
+    )
+    log_level: str = Field(default="WARNING", validation_alias=AliasChoices("SUPPORTBOT_LOG_LEVEL"))
+
+    # --- Weaviate ----------------------------------------------------------------------------
+    weaviate_url: str | None = Field(default=None, validation_alias=AliasChoices("WEAVIATE_URL"))
+    weaviate_grpc_port: int = Field(
+        default=50051, validation_alias=AliasChoices("WEAVIATE_GRPC_PORT")
+    )
+    weaviate_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("WEAVIATE_API_KEY")
+    )
+    weaviate_binary_path: Path = Field(
+        default_factory=_default_binary_path,
+        validation_alias=AliasChoices("WEAVIATE_BINARY_PATH"),
+    )
+    weaviate_startup_timeout_s: float = Field(
+        default=60.0, validation_alias=AliasChoices("WEAVIATE_STARTUP_TIMEOUT_S")
+    )
+
+    # --- embeddings --------------------------------------------------------------------------
+    embedding_provider: Literal["local", "openai"] = Field(
+        default="local", validation_alias=AliasChoices("EMBEDDING_PROVIDER")
+    )
+    embedding_model: str | None = Field(
+        default=None, validation_alias=AliasChoices("EMBEDDING_MODEL")
+    )
+    embedding_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("EMBEDDING_BASE_URL")
+    )
+    embedding_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("EMBEDDING_API_KEY", "OPENAI_API_KEY")
+    )
+    embedding_send_input_type: bool = Field(
+        default=False, validation_alias=AliasChoices("EMBEDDING_SEND_INPUT_TYPE")
+    )
+    embedding_query_prefix: str = Field(
+        default="", validation_alias=AliasChoices("EMBEDDING_QUERY_PREFIX")
+    )
+    embedding_passage_prefix: str = Field(
+        default="", validation_alias=AliasChoices("EMBEDDING_PASSAGE_PREFIX")
+    )
+    embedding_batch_size: int = Field(
+        default=32, validation_alias=AliasChoices("EMBEDDING_BATCH_SIZE")
+    )
+
+    # --- chat model --------------------------------------------------------------------------
+    llm_model: str | None = Field(default=None, validation_alias=AliasChoices("LLM_MODEL"))
+    llm_base_url: str | None = Field(default=None, validation_alias=AliasChoices("LLM_BASE_URL"))
+    llm_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("LLM_API_KEY", "OPENAI_API_KEY")
+    )
+    llm_timeout_s: float = Field(default=60.0, validation_alias=AliasChoices("LLM_TIMEOUT_S"))
+    llm_temperature: float = Field(default=0.1, validation_alias=AliasChoices("LLM_TEMPERATURE"))
+
+    # --- retrieval and ingestion ---------------------------------------------------------------
+    search_k: int = Field(default=5, validation_alias=AliasChoices("SEARCH_K"))
+    hybrid_alpha: float = Field(default=0.5, validation_alias=AliasChoices("HYBRID_ALPHA"))
+    min_relevance: float = Field(default=0.80, validation_alias=AliasChoices("MIN_RELEVANCE"))
+    chunk_tokens: int = Field(default=256, validation_alias=AliasChoices("CHUNK_TOKENS"))
+    chunk_overlap_tokens: int = Field(
+        default=40, validation_alias=AliasChoices("CHUNK_OVERLAP_TOKENS")
+    )
+    max_file_mb: float = Field(default=20.0, validation_alias=AliasChoices("MAX_FILE_MB"))
+
+    @field_validator("hybrid_alpha", "min_relevance")
+    @classmethod
+    def _unit_interval(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError("must be between 0 and 1")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'supportbot.db').resolve()}"
+
+    @property
+    def resolved_embedding_model(self) -> str:
+        """The model name recorded per workspace, so a later switch is detected."""
+        if self.embedding_provider == "local":
+            return self.embedding_model or LOCAL_EMBEDDING_MODEL
+        if not self.embedding_model:
+            raise ValueError("EMBEDDING_MODEL must be set when EMBEDDING_PROVIDER=openai")
+        return self.embedding_model
+
+    @property
+    def weaviate_data_dir(self) -> Path:
+        return self.data_dir / "weaviate"
