@@ -119,21 +119,25 @@ class Chunker:
         chunk_tokens: int = 256,
         overlap_tokens: int = 40,
     ) -> None:
-        if overlap_tokens < 0:
-            raise ValueError(f"overlap_tokens must be >= 0, got {overlap_tokens}")
-        # Tokenizers add a fixed cost to every call (special tokens, the "passage: " prefix of
-        # E5) that does not add up when pieces are joined. Measured as count(x) + count(x) -
-        # count("x x") so that LangChain, which sums the sizes of pieces, is not thrown off.
+        if not 0 <= overlap_tokens < chunk_tokens:
+            raise ValueError(
+                f"overlap_tokens ({overlap_tokens}) must be >= 0 and less than "
+                f"chunk_tokens ({chunk_tokens})"
+            )
+        # Token counts do not add up: a counter may add a fixed cost to every call (special
+        # tokens, E5's "passage: " prefix) or, if it subtracts a guess of that cost, charge too
+        # little. Measured as count(x) + count(x) - count("x x") (it may be negative) so that
+        # LangChain, which sums the sizes of pieces, gets sizes that do add up.
         self._count = token_counter
-        self._overhead = max(0, 2 * token_counter("word") - token_counter("word word"))
+        self._overhead = 2 * token_counter("word") - token_counter("word word")
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
         # Room left for new text in a chunk that starts with overlap.
         self._core_tokens = chunk_tokens - overlap_tokens
         if self._core_tokens - self._overhead < 1:
             raise ValueError(
-                f"chunk_tokens ({chunk_tokens}) must exceed overlap_tokens ({overlap_tokens}) "
-                f"plus the tokenizer's fixed cost ({self._overhead})"
+                f"chunk_tokens ({chunk_tokens}) leaves no room for text after overlap_tokens "
+                f"({overlap_tokens}) and the tokenizer's fixed cost ({self._overhead})"
             )
 
     def split(self, doc: SourceDocument) -> list[Chunk]:
@@ -191,7 +195,7 @@ class Chunker:
 
         Token counts are not exactly additive (a word cut in two costs more than whole, joined
         pieces can merge), so each piece is measured as a whole and split again with a budget
-        lowered by its excess. The budget shrinks on each retry, so this ends.
+        lowered by its excess. The budget or the text shrinks on each retry, so this ends.
         """
         splitter = RecursiveCharacterTextSplitter(
             separators=_SEPARATORS,
@@ -204,16 +208,25 @@ class Chunker:
         )
         pieces: list[str] = []
         for piece in splitter.split_text(text):
-            excess = self._count(piece) - self._core_tokens
-            if excess > 0 and budget > 1 and len(piece) > 1:
+            excess = self._count(piece.strip()) - self._core_tokens
+            if excess <= 0 or len(piece) == 1:
+                pieces.append(piece)
+            elif budget > 1:
                 pieces.extend(self._fit(piece, max(1, budget - excess)))
             else:
-                pieces.append(piece)
+                # Only a counter that calls characters free gets here: halve until it fits.
+                half = len(piece) // 2
+                pieces.extend(self._fit(piece[:half], budget) + self._fit(piece[half:], budget))
         return pieces
 
     def _marginal(self, text: str) -> int:
-        """Tokens ``text`` adds to a chunk, without the per-call fixed cost."""
-        return max(0, self._count(text) - self._overhead) if text else 0
+        """Tokens ``text`` adds to a chunk, without the per-call fixed cost.
+
+        Surrounding whitespace is free once pieces are joined (tokenizers fold it into the next
+        word) but some counters charge a token for a trailing space, so it is not measured.
+        """
+        stripped = text.strip()
+        return max(0, self._count(stripped) - self._overhead) if stripped else 0
 
     def _overlap_start(self, body: str, previous_start: int, start: int, end: int) -> int:
         """Where the chunk for ``body[start:end]`` begins once the overlap is put in front.

@@ -109,7 +109,7 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
 
         def unreadable(error: OSError, folder: Path = path) -> None:
             raise BadDocumentError(
-                f"{error.filename or folder}: cannot list this folder ({error.strerror}); "
+                f"{error.filename or folder}: cannot list this folder ({_os_reason(error)}); "
                 "check its permissions"
             ) from error
 
@@ -285,8 +285,10 @@ def _pdf_to_text(path: Path, data: bytes) -> tuple[str, str]:
 def _html_to_markdown(html: str) -> tuple[str, str]:
     """Return the page title and its main text as Markdown-like text."""
     soup = BeautifulSoup(html, "html.parser")
-    title_tag = soup.find("title") or soup.find("h1")
-    title = " ".join(title_tag.get_text(" ").split()) if title_tag is not None else ""
+    title = ""
+    for tag in (soup.find("title"), soup.find("h1")):
+        if tag is not None and not title:
+            title = " ".join(tag.get_text(" ").split())
     writer = _MarkdownWriter()
     writer.walk(soup)
     return title, _clean_text(writer.text())
@@ -332,12 +334,12 @@ class _MarkdownWriter:
                 self._flush()
                 self._start_block("#" * _HTML_HEADING_LEVELS[name] + " ", "heading")
                 self.walk(child)
-                self._flush()
+                self._end_block()
             elif name == "li":
                 self._flush()
                 self._start_block("  " * max(0, self._list_depth - 1) + "- ", "item")
                 self.walk(child)
-                self._flush()
+                self._end_block()
             elif name in ("ul", "ol"):
                 self._flush()
                 self._list_depth += 1
@@ -369,14 +371,20 @@ class _MarkdownWriter:
     def _start_block(self, prefix: str, kind: str) -> None:
         self._prefix, self._kind = prefix, kind
 
+    def _end_block(self) -> None:
+        """Flush, and drop the prefix of a heading or item that turned out to have no text."""
+        self._flush()
+        self._start_block("", "paragraph")
+
     def _flush(self) -> None:
         lines = (" ".join(line.split()) for line in "".join(self._inline).split("\n"))
         # A <br> inside a heading must not push half of it out of the "#" line.
         text = (" " if self._kind == "heading" else "\n").join(line for line in lines if line)
+        self._inline.clear()
+        # With no text yet, the prefix waits for it: "<li><p>text</p></li>" is still an item.
         if text:
             self._blocks.append((self._kind, self._prefix + text))
-        self._inline.clear()
-        self._prefix, self._kind = "", "paragraph"
+            self._start_block("", "paragraph")
 
 
 def _os_reason(error: OSError) -> str:

@@ -43,7 +43,11 @@ def chunk_uuid(chunk: Chunk) -> str:
 
 def embedding_text(chunk: Chunk) -> str:
     """What the embedder sees: the text under its title and heading path, for context."""
-    context = " > ".join(part for part in (chunk.title, chunk.heading) if part)
+    # Markdown headings usually start with the document's own "# Title": say it once.
+    if chunk.heading == chunk.title or chunk.heading.startswith(f"{chunk.title} > "):
+        context = chunk.heading
+    else:
+        context = " > ".join(part for part in (chunk.title, chunk.heading) if part)
     return f"{context}\n{chunk.text}" if context else chunk.text
 
 

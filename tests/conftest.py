@@ -1,0 +1,107 @@
+"""Shared fixtures: one real Weaviate server and one loaded embedding model per test session.
+
+Weaviate is started through the product's own :class:`EmbeddedWeaviate` in a temporary data
+directory, so the tests exercise the same start/connect path as the CLI. Each test gets its own
+SQLite database and workspace names derived from the test's name, so tests never see each
+other's workspaces and ids are reproducible.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from retrieval.embeddings import LocalE5Embeddings
+from retrieval.weaviate_server import EmbeddedWeaviate
+from supportbot.app import App
+from supportbot.settings import WEAVIATE_VERSION, Settings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+SAMPLE_KB = REPO / "supportbot" / "sample_kb"
+
+# Settings read the environment; a developer's or CI's own keys must not leak into tests.
+_SETTING_VARIABLES = [
+    "SUPPORTBOT_DATA_DIR",
+    "DATABASE_URL",
+    "SUPPORTBOT_SECRET_KEY",
+    "SUPPORTBOT_LOG_LEVEL",
+    "WEAVIATE_URL",
+    "WEAVIATE_GRPC_PORT",
+    "WEAVIATE_API_KEY",
+    "EMBEDDING_PROVIDER",
+    "EMBEDDING_MODEL",
+    "EMBEDDING_BASE_URL",
+    "EMBEDDING_API_KEY",
+    "OPENAI_API_KEY",
+    "EMBEDDING_SEND_INPUT_TYPE",
+    "EMBEDDING_QUERY_PREFIX",
+    "EMBEDDING_PASSAGE_PREFIX",
+    "LLM_MODEL",
+    "LLM_BASE_URL",
+    "LLM_API_KEY",
+    "LLM_TIMEOUT_S",
+    "SEARCH_K",
+    "HYBRID_ALPHA",
+    "MIN_RELEVANCE",
+    "CHUNK_TOKENS",
+    "CHUNK_OVERLAP_TOKENS",
+    "MAX_FILE_MB",
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _SETTING_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def weaviate_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The data directory whose embedded Weaviate all tests share (started once)."""
+    data_dir = tmp_path_factory.mktemp("supportbot-data")
+    server = EmbeddedWeaviate(
+        data_dir / "weaviate",
+        binary_path=Settings(_env_file=None).weaviate_binary_path,  # type: ignore[call-arg]
+        version=WEAVIATE_VERSION,
+        startup_timeout_s=120,
+    )
+    server.ensure_running()
+    yield data_dir
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> LocalE5Embeddings:
+    return LocalE5Embeddings()
+
+
+def make_settings(data_dir: Path, database: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "database_url": f"sqlite:///{database}",
+        "secret_key": "test-secret",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(weaviate_data_dir: Path, tmp_path: Path) -> Settings:
+    return make_settings(weaviate_data_dir, tmp_path / "supportbot.db")
+
+
+@pytest.fixture
+def app(settings: Settings, embedder: LocalE5Embeddings) -> Iterator[App]:
+    with App(settings, local_embedder=embedder) as application:
+        yield application
+
+
+@pytest.fixture
+def ws_name(request: pytest.FixtureRequest) -> str:
+    """A workspace name unique to this test, derived from its name (reproducible)."""
+    name = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")
+    return name[-50:].lstrip("-_") or "ws"
