@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from retrieval.chunking import Chunker
-from retrieval.documents import Chunk
+from retrieval.documents import Chunk, SourceDocument
 from retrieval.embeddings import QueryBatchEmbeddings
 from retrieval.errors import BadDocumentError, EmbeddingModelMismatchError, RetrievalError
 from retrieval.ingest import Ingestor, IngestReport
@@ -146,7 +146,7 @@ class KnowledgeBase:
         missing = [p for p in paths if not p.exists()]
         seen: set[str] = set()
 
-        def documents() -> Iterator[object]:
+        def documents() -> Iterator[SourceDocument | BadDocumentError]:
             for missing_path in missing:
                 yield BadDocumentError(f"{missing_path}: no such file or folder; skipped")
             for path in iter_files([p for p in paths if p.exists()]):
@@ -160,7 +160,7 @@ class KnowledgeBase:
             documents(),
             tenant=tenant,
             origin=FILE_ORIGIN,
-            on_item=on_item,  # type: ignore[arg-type]
+            on_item=on_item,
         )
         if prune:
             roots = [p.resolve() for p in paths if p.exists()]

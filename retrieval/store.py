@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from weaviate import WeaviateClient
@@ -237,14 +237,15 @@ class KnowledgeStore:
                 props = obj.properties
                 chunk = Chunk(
                     doc_id=str(props["doc_id"]),
-                    index=int(props.get("chunk_index") or 0),  # type: ignore[call-overload]
+                    index=int(cast(int, props.get("chunk_index") or 0)),
                     text=str(props["text"]),
                     title=str(props.get("title") or ""),
                     heading=str(props.get("heading") or ""),
                     source=str(props.get("source") or ""),
                     url=str(props["url"]) if props.get("url") else None,
                 )
-                yield StoredChunk(chunk, obj.vector.get("default", []), str(props["origin"]))
+                vector = cast(list[float], obj.vector.get("default", []))
+                yield StoredChunk(chunk, vector, str(props["origin"]))
         except WeaviateBaseError as e:
             raise self._translate(e, tenant) from e
 
