@@ -46,8 +46,8 @@ weaviate_app = typer.Typer(
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(weaviate_app, name="weaviate")
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="Workspace name.")]
 

@@ -491,7 +491,7 @@ def bad_ingest(
 def test_bad_file_is_named_and_good_file_still_ingested(bad_ingest: BadIngest) -> None:
     lines = bad_ingest.result.stderr.splitlines()
     assert any(line.startswith("skipped:") and "broken.txt" in line for line in lines), lines
-    assert any("1 skipped" in line for line in lines), lines
+    assert "1 skipped" in " ".join(bad_ingest.result.stderr.split())  # however it is wrapped
 
     results = bad_ingest.cli.json(
         "search", "--workspace", "bad-ingest", "--json", "how fast do you ship orders?"
@@ -503,3 +503,12 @@ def test_bad_file_is_named_and_good_file_still_ingested(bad_ingest: BadIngest) -
 @pytest.mark.xfail(reason=EXIT_SWALLOWED, strict=True)
 def test_ingest_with_a_skipped_file_exits_1(bad_ingest: BadIngest) -> None:
     assert bad_ingest.result.returncode == 1
+
+
+@pytest.mark.xfail(reason=WRAPPED_ERRORS, strict=True)
+def test_ingest_prints_one_line_per_message(bad_ingest: BadIngest) -> None:
+    lines = [line for line in bad_ingest.result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("skipped: docs/broken.txt: ")
+    assert lines[1].startswith("bad-ingest: ")
+    assert lines[1].endswith("1 skipped")
