@@ -143,8 +143,8 @@ def test_nothing_relevant_says_so_and_offers_a_human_without_calling_the_llm(
 ):
     before = len(llm.chat_requests())
 
-    english = llm_app.answer_chain(SAMPLE).answer("What is the boiling point of tungsten?")
-    korean = llm_app.answer_chain(SAMPLE).answer("텅스텐의 녹는점은 몇 도인가요?")
+    english = llm_app.answer_chain(SAMPLE).answer("Who won the football world cup in 2002?")
+    korean = llm_app.answer_chain(SAMPLE).answer("2002년 월드컵 우승국은 어디인가요?")
 
     assert not english.found and english.sources == []
     assert "couldn't find" in english.text and "human" in english.text

@@ -42,7 +42,7 @@ def test_chat_answers_with_sources_and_stores_ratings(app: App, ws_name: str):
                 "+",
                 "세금계산서는 언제 발행되나요?",
                 "-",
-                "What is the boiling point of tungsten?",
+                "Who won the football world cup in 2002?",
                 "",
                 "/quit",
             ]
@@ -60,7 +60,7 @@ def test_chat_answers_with_sources_and_stores_ratings(app: App, ws_name: str):
     assert [i.question for i in interactions] == [
         "How long is the password reset link valid?",
         "세금계산서는 언제 발행되나요?",
-        "What is the boiling point of tungsten?",
+        "Who won the football world cup in 2002?",
     ]
     assert all(i.platform == "terminal" and i.mode == "extractive" for i in interactions)
     assert interactions[0].retrieved and "chunk_id" in interactions[0].retrieved[0]
