@@ -194,8 +194,18 @@ def _cited_sources(text: str, context: Sequence[SearchResult]) -> list[Source]:
     return [_source(n, context[n - 1]) for n in numbers]
 
 
+def group_by_document(sources: Sequence[Source]) -> list[tuple[list[int], Source]]:
+    """Citation numbers per cited document, in order, for showing each document once."""
+    groups: dict[tuple[str, str], tuple[list[int], Source]] = {}
+    for source in sources:
+        numbers, _ = groups.setdefault((source.doc_id, source.source), ([], source))
+        numbers.append(source.n)
+    return list(groups.values())
+
+
 def _extractive(results: Sequence[SearchResult], language: str) -> tuple[str, list[Source]]:
-    best = list(results[:3])
+    # Two passages: enough to carry the answer, short enough to read in a chat.
+    best = list(results[:2])
     quotes = []
     for n, result in enumerate(best, start=1):
         quoted = "\n".join(f"> {line}" if line else ">" for line in result.text.splitlines())

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from rich.console import Console
 
 from feedback.store import AnswerRecord
-from retrieval.chain import Answer, AnswerChain, Turn
+from retrieval.chain import Answer, AnswerChain, Turn, group_by_document
 from retrieval.errors import RetrievalError
 from supportbot.app import App
 
@@ -102,9 +102,10 @@ def _stream_answer(
     assert final is not None
     if final.sources:
         console.print("[dim]sources:[/]")
-        for source in final.sources:
+        for numbers, source in group_by_document(final.sources):
+            cited = "".join(f"[{n}]" for n in numbers)
             console.print(
-                f"  [{source.n}] {source.title} — {source.url or source.source}",
+                f"  {cited} {source.title} — {source.url or source.source}",
                 markup=False,
                 highlight=False,
             )

@@ -22,8 +22,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from feedback.errors import FeedbackError
+from retrieval.chain import group_by_document
 from retrieval.errors import RetrievalError
 from retrieval.ingest import IngestReport
+from retrieval.loaders import iter_files
 from retrieval.store import SearchMode, SearchResult
 from retrieval.workspaces import IdentityKind
 from supportbot.app import App
@@ -183,8 +185,6 @@ def ingest(
         kb.workspace(workspace)
         reports = []
         if paths:
-            from retrieval.loaders import iter_files
-
             total = sum(1 for _ in iter_files([p for p in paths if p.exists()]))
             with _progress(total, "files") as on_item:
                 reports.append(kb.ingest_paths(workspace, paths, prune=prune, on_item=on_item))
@@ -357,8 +357,11 @@ def ask(
         print(json.dumps(payload, ensure_ascii=False))
         return
     out.print(answer.text, markup=False, highlight=False)
-    for s in answer.sources:
-        out.print(f"[{s.n}] {s.title} — {s.url or s.source}", markup=False, highlight=False)
+    for numbers, source in group_by_document(answer.sources):
+        cited = "".join(f"[{n}]" for n in numbers)
+        out.print(
+            f"{cited} {source.title} — {source.url or source.source}", markup=False, highlight=False
+        )
 
 
 @app.command()
@@ -377,13 +380,14 @@ def demo(
     """Create a demo workspace, ingest the bundled sample knowledge base and open the chat."""
     sample = Path(__file__).parent / "sample_kb"
     with _app(ctx) as application:
+        err.print("starting Weaviate and the embedding model...")
         kb = application.knowledge
         if workspace not in {w.name for w in application.registry.list()}:
             kb.create_workspace(workspace)
             err.print(f"created workspace {workspace!r}")
-        err.print("starting Weaviate and ingesting the sample knowledge base...")
+        err.print("ingesting the sample knowledge base (only changes after the first run)...")
         paths = [sample / "en", sample / "ko"]
-        total = sum(1 for _ in __import__("retrieval.loaders").loaders.iter_files(paths))
+        total = sum(1 for _ in iter_files(paths))
         with _progress(total, "files") as on_item:
             report = kb.ingest_paths(workspace, paths, prune=True, on_item=on_item)
         err.print(
