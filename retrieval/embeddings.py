@@ -106,7 +106,8 @@ class OpenAICompatibleEmbeddings(QueryBatchEmbeddings):
                 chunk_size=batch_size,
                 timeout=timeout_s,
                 max_retries=2,
-                model_kwargs={"input_type": input_type} if send_input_type else {},
+                # Not a parameter of the openai client: it must travel as an extra body field.
+                model_kwargs={"extra_body": {"input_type": input_type}} if send_input_type else {},
             )
 
         self._documents = client("passage")

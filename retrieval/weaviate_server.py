@@ -235,9 +235,13 @@ class EmbeddedWeaviate:
                 start_new_session=True,  # outlives this process and ignores its Ctrl-C
             )
         record = _ServerRecord(process.pid, ports.http, ports.grpc, self._version, str(binary))
+        # Recorded before it is ready: if this process dies while waiting, the next one finds the
+        # half-started server (alive, not ready), replaces it, and no orphan is left running.
+        (self._dir / _STATE_FILE).write_text(json.dumps(asdict(record)))
         deadline = time.monotonic() + self._startup_timeout_s
         while time.monotonic() < deadline:
             if process.poll() is not None:
+                (self._dir / _STATE_FILE).unlink(missing_ok=True)
                 raise StoreUnavailableError(
                     f"Weaviate exited with code {process.returncode} while starting: "
                     f"{_last_line(self.log_path)} (full log: {self.log_path})"
@@ -246,11 +250,11 @@ class EmbeddedWeaviate:
                 # Deliberately left running past this process: mark the handle as settled so
                 # its finaliser does not warn about a child it was never meant to wait for.
                 process.returncode = 0
-                (self._dir / _STATE_FILE).write_text(json.dumps(asdict(record)))
                 logger.info("started Weaviate pid %s on port %s", process.pid, ports.http)
                 return record
             time.sleep(0.2)
         self._terminate(process.pid)
+        (self._dir / _STATE_FILE).unlink(missing_ok=True)
         raise StoreUnavailableError(
             f"Weaviate did not become ready within {self._startup_timeout_s:.0f}s "
             f"(log: {self.log_path}); raise WEAVIATE_STARTUP_TIMEOUT_S or check the log"
@@ -279,15 +283,19 @@ def _reap(pid: int) -> None:
 
 
 def _pid_is_weaviate(pid: int) -> bool:
-    """True when ``pid`` is a live Weaviate: a bare pid check would trust a recycled pid."""
+    """True when ``pid`` is a live Weaviate server.
+
+    A bare pid check would trust a recycled pid, and a substring check would trust any process
+    that merely mentions Weaviate (``tail -f weaviate.log``): the program itself must be it.
+    """
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\x00", 1)[0]
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
     if "\nState:\tZ" in status:
         return False
-    return b"weaviate" in cmdline
+    return Path(argv0.decode(errors="replace")).name.startswith("weaviate")
 
 
 def _is_ready(host: str, port: int, *, timeout_s: float) -> bool:

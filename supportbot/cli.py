@@ -15,6 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+try:  # typer >= 0.2x vendors click; older versions depend on it
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, UsageError  # type: ignore[no-redef]
+
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -431,7 +436,15 @@ def weaviate_stop(ctx: typer.Context) -> None:
 def main() -> None:
     """Entry point: run the CLI and turn known failures into one-line errors."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+    except UsageError as e:
+        if e.format_message():  # empty when a group was called bare: its help is shown already
+            where = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+            err.print(f"error: {e.format_message()}{where}", markup=False, highlight=False)
+        sys.exit(2)
+    except ClickException as e:
+        err.print(f"error: {e.format_message()}", markup=False, highlight=False)
+        sys.exit(e.exit_code)
     except (RetrievalError, FeedbackError, CliError) as e:
         err.print(f"error: {e}", markup=False, highlight=False)
         sys.exit(1)
@@ -449,12 +462,7 @@ def main() -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as e:  # click usage errors and anything unexpected: still one line
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+    except Exception as e:  # anything unexpected: still one line
         err.print(
             f"error: unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
             "(set SUPPORTBOT_LOG_LEVEL=DEBUG for details)",
@@ -463,3 +471,5 @@ def main() -> None:
         )
         logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         sys.exit(2)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -39,23 +39,6 @@ _SETTING_NAMES = {
 # What makes Rich behave differently from a plain pipe (a script reading our output).
 _TERMINAL_NAMES = {"COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"}
 
-# Bugs found while writing these tests; see the xfail reasons where they are used.
-WRAPPED_ERRORS = (
-    "product bug: supportbot/cli.py prints errors through rich.Console(stderr=True), which "
-    "hard-wraps at 80 columns when stderr is not a terminal, so an error longer than 80 "
-    "characters becomes two lines (e.g. every 'unknown workspace' error)"
-)
-CLICK_IMPORT = (
-    "product bug: supportbot/cli.py main() does `import click` for usage errors, but typer "
-    "0.29 vendors click as typer._click and click is not installed: every usage error ends "
-    "in a traceback with ModuleNotFoundError: No module named 'click'"
-)
-EXIT_SWALLOWED = (
-    "product bug: main() runs app(standalone_mode=False), where click *returns* the code of "
-    "typer.Exit(1) instead of raising it, and main() ignores the return value: `ingest` with "
-    "skipped files exits 0"
-)
-
 EN_REFUNDS = """# Refund policy
 
 Customers can request a full refund within 14 days of their first payment from
@@ -403,17 +386,14 @@ def _bad_queries(root: Path) -> None:
         pytest.param(
             ["search", "--workspace", "nope", "--json", "refund"],
             id="search-unknown-workspace",
-            marks=pytest.mark.xfail(reason=WRAPPED_ERRORS, strict=True),
         ),
         pytest.param(
             ["ask", "--workspace", "nope", "--json", "refund?"],
             id="ask-unknown-workspace",
-            marks=pytest.mark.xfail(reason=WRAPPED_ERRORS, strict=True),
         ),
         pytest.param(
             ["search", "--workspace", "kb", "--json", "--queries-file", "missing.jsonl"],
             id="missing-queries-file",
-            marks=pytest.mark.xfail(reason=WRAPPED_ERRORS, strict=True),
         ),
         pytest.param(
             ["search", "--workspace", "kb", "--json", "--queries-file", "bad-queries.jsonl"],
@@ -448,16 +428,15 @@ def test_bad_input_is_one_error_line(kb: KnowledgeBase, args: list[str]) -> None
         pytest.param(["serach", "--workspace", "kb", "x"], "serach", id="unknown-command"),
     ],
 )
-@pytest.mark.xfail(reason=CLICK_IMPORT, strict=True)
 def test_usage_errors_name_the_problem(kb: KnowledgeBase, args: list[str], named: str) -> None:
     result = kb.cli(*args)
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert result.stdout == ""
     assert "Traceback" not in result.stderr, result.stderr
     assert named.lower() in result.stderr.lower()
+    assert_one_error_line(result)
 
 
-@pytest.mark.xfail(reason=CLICK_IMPORT, strict=True)
 @pytest.mark.parametrize("args", [[], ["workspace"]], ids=["no-command", "no-subcommand"])
 def test_no_command_shows_help_without_traceback(cli: Cli, args: list[str]) -> None:
     result = cli(*args)
@@ -500,12 +479,10 @@ def test_bad_file_is_named_and_good_file_still_ingested(bad_ingest: BadIngest) -
     assert [r["doc_id"] for r in results] == [shipping]
 
 
-@pytest.mark.xfail(reason=EXIT_SWALLOWED, strict=True)
 def test_ingest_with_a_skipped_file_exits_1(bad_ingest: BadIngest) -> None:
     assert bad_ingest.result.returncode == 1
 
 
-@pytest.mark.xfail(reason=WRAPPED_ERRORS, strict=True)
 def test_ingest_prints_one_line_per_message(bad_ingest: BadIngest) -> None:
     lines = [line for line in bad_ingest.result.stderr.splitlines() if line.strip()]
     assert len(lines) == 2, lines

@@ -31,14 +31,6 @@ TEXTS = {
     "en": "Customers can request a full refund within 14 days of their first payment.",
 }
 
-# Why a test is expected to fail; the product code is not changed by these tests.
-INPUT_TYPE_BUG = (
-    "product bug: OpenAICompatibleEmbeddings(send_input_type=True) puts input_type in "
-    "OpenAIEmbeddings.model_kwargs, which langchain-openai passes as a keyword argument to "
-    "openai's Embeddings.create(); openai rejects it (TypeError: unexpected keyword argument "
-    "'input_type'), so every call fails. It has to go in model_kwargs={'extra_body': {...}}"
-)
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -97,7 +89,6 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
-@pytest.mark.xfail(reason=INPUT_TYPE_BUG, raises=EmbeddingError, strict=True)
 def test_served_passages_match_local_model(
     remote: OpenAICompatibleEmbeddings, embedder: LocalE5Embeddings
 ) -> None:
@@ -109,7 +100,6 @@ def test_served_passages_match_local_model(
         assert cosine(s, loc) > 0.999, language
 
 
-@pytest.mark.xfail(reason=INPUT_TYPE_BUG, raises=EmbeddingError, strict=True)
 @pytest.mark.parametrize("language", list(TEXTS))
 def test_served_queries_match_local_model_and_differ_from_passages(
     remote: OpenAICompatibleEmbeddings, embedder: LocalE5Embeddings, language: str
@@ -178,7 +168,6 @@ def test_served_model_on_a_local_workspace_asks_for_reindex(
     assert "\n" not in message
 
 
-@pytest.mark.xfail(reason=INPUT_TYPE_BUG, raises=EmbeddingError, strict=True)
 def test_reindex_with_served_model_makes_search_work(
     app: App, e5_server: str, embedder: LocalE5Embeddings, ws_name: str, tmp_path: Path
 ) -> None:
