@@ -91,7 +91,7 @@ class Settings(BaseSettings):
 
     # --- retrieval and ingestion ---------------------------------------------------------------
     search_k: int = Field(default=5, validation_alias=AliasChoices("SEARCH_K"))
-    hybrid_alpha: float = Field(default=0.7, validation_alias=AliasChoices("HYBRID_ALPHA"))
+    hybrid_alpha: float = Field(default=0.5, validation_alias=AliasChoices("HYBRID_ALPHA"))
     min_relevance: float = Field(default=0.81, validation_alias=AliasChoices("MIN_RELEVANCE"))
     chunk_tokens: int = Field(default=256, validation_alias=AliasChoices("CHUNK_TOKENS"))
     chunk_overlap_tokens: int = Field(
