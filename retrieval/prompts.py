@@ -50,7 +50,7 @@ CONDENSE_PROMPT = ChatPromptTemplate.from_messages(
     ]
 )
 
-_DELIMITERS = re.compile(r"</?\s*context\s*>", re.IGNORECASE)
+_DELIMITERS = re.compile(r"<\s*/?\s*context\s*>", re.IGNORECASE)
 
 
 def render_context(results: Sequence[SearchResult]) -> str:
