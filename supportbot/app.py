@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from weaviate import WeaviateClient
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 
+from bot.service import ConversationService
 from feedback.store import SqlFeedbackStore
 from retrieval.chain import AnswerChain
 from retrieval.chunking import Chunker
@@ -176,6 +177,16 @@ class App:
             chat_model=self.chat_model,
             min_relevance=self.settings.min_relevance,
             model_name=self.settings.llm_model or "",
+        )
+
+    @cached_property
+    def conversations(self) -> ConversationService:
+        return ConversationService(
+            engine=self.engine,
+            registry=self.registry,
+            knowledge=self.knowledge,
+            chain_for=self.answer_chain,
+            feedback=self.feedback,
         )
 
     @cached_property

@@ -404,6 +404,27 @@ def demo(
         run_chat(application, workspace, console=out)
 
 
+@app.command()
+def run(
+    ctx: typer.Context,
+    slack_http: Annotated[
+        bool, typer.Option(help="Serve Slack's Events API at /slack/events instead of Socket Mode.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port for --slack-http.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address for --slack-http.")] = "0.0.0.0",
+) -> None:
+    """Run the bots whose tokens are set (Slack over Socket Mode by default)."""
+    import asyncio
+
+    from supportbot.run import RunError, run_bots
+
+    with _app(ctx) as application:
+        try:
+            asyncio.run(run_bots(application, slack_http=slack_http, host=host, port=port))
+        except RunError as e:
+            raise CliError(str(e)) from e
+
+
 # --- embedded Weaviate -------------------------------------------------------------------------
 
 

@@ -89,6 +89,20 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=60.0, validation_alias=AliasChoices("LLM_TIMEOUT_S"))
     llm_temperature: float = Field(default=0.1, validation_alias=AliasChoices("LLM_TEMPERATURE"))
 
+    # --- Slack ----------------------------------------------------------------------------------
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN")
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET")
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", validation_alias=AliasChoices("SLACK_API_URL")
+    )
+
     # --- retrieval and ingestion ---------------------------------------------------------------
     search_k: int = Field(default=5, validation_alias=AliasChoices("SEARCH_K"))
     hybrid_alpha: float = Field(default=0.5, validation_alias=AliasChoices("HYBRID_ALPHA"))

@@ -1,0 +1,301 @@
+"""The Slack bot: bolt listeners that convert, decide with the core, then act.
+
+Bolt acknowledges events before the listener runs (``process_before_response=False``), so
+Slack gets its ack within 3 seconds however long an answer takes; duplicate deliveries (Slack's
+retries, or the same event reaching two replicas) are dropped by the delivery claim in the
+database. Every failure after a question was accepted ends in a short apology in the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.decide import Action, decide
+from bot.formatting import format_answer, split_message
+from bot.message import IncomingMessage
+from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService
+from bot.slack.events import history_from_replies, incoming_from_event
+from retrieval.chain import Answer
+from retrieval.prompts import is_korean
+
+logger = logging.getLogger(__name__)
+
+PLACEHOLDER = ":hourglass_flowing_sand: Looking that up…"
+# A section block holds at most 3,000 characters.
+SLACK_PART_LIMIT = 2_900
+_REACTIONS = {"+1": 1, "thumbsup": 1, "-1": -1, "thumbsdown": -1}
+_FEEDBACK_ACTIONS = {"feedback_helpful": 1, "feedback_not_helpful": -1}
+
+
+def slack_web_client(*, token: str | None, api_url: str) -> AsyncWebClient:
+    """The client every request of the app copies: base URL and 429 handling included."""
+    return AsyncWebClient(
+        token=token,
+        base_url=api_url,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
+    )
+
+
+class SlackBot:
+    """One bolt ``AsyncApp`` with the bot's listeners; runs over Socket Mode or HTTP."""
+
+    def __init__(
+        self,
+        service: ConversationService,
+        *,
+        client: AsyncWebClient,
+        signing_secret: str | None,
+    ) -> None:
+        """``client`` carries the bot token (single workspace) and the Web API base URL."""
+        self._service = service
+        self.app = AsyncApp(
+            client=client,
+            signing_secret=signing_secret,
+            process_before_response=False,
+            # HTTP mode needs a signature; Socket Mode has no HTTP requests to verify.
+            request_verification_enabled=signing_secret is not None,
+        )
+        self._register()
+
+    # --- running -------------------------------------------------------------------------------
+
+    def socket_mode_handler(self, app_token: str) -> AsyncSocketModeHandler:
+        return AsyncSocketModeHandler(self.app, app_token)
+
+    # --- listeners -----------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+
+        @app.event("app_mention")
+        async def on_mention(
+            body: dict[str, Any],
+            event: dict[str, Any],
+            client: AsyncWebClient,
+            context: dict[str, Any],
+        ) -> None:
+            await self._on_message(body, event, client, context)
+
+        @app.event("message")
+        async def on_message(
+            body: dict[str, Any],
+            event: dict[str, Any],
+            client: AsyncWebClient,
+            context: dict[str, Any],
+        ) -> None:
+            bot_user_id = context.get("bot_user_id")
+            in_channel = event.get("channel_type") != "im"
+            if in_channel and bot_user_id and f"<@{bot_user_id}" in str(event.get("text") or ""):
+                return  # the app_mention event for the same message answers it
+            await self._on_message(body, event, client, context)
+
+        @app.event("reaction_added")
+        async def on_reaction_added(body: dict[str, Any], event: dict[str, Any]) -> None:
+            await self._on_reaction(body, event, removed=False)
+
+        @app.event("reaction_removed")
+        async def on_reaction_removed(body: dict[str, Any], event: dict[str, Any]) -> None:
+            await self._on_reaction(body, event, removed=True)
+
+        @app.action(re.compile(r"^feedback_(helpful|not_helpful)$"))
+        async def on_feedback_button(
+            ack: Any, body: dict[str, Any], action: dict[str, Any]
+        ) -> None:
+            await ack()
+            message_ts = (body.get("container") or {}).get("message_ts") or (
+                body.get("message") or {}
+            ).get("ts")
+            await asyncio.to_thread(
+                self._service.rate,
+                platform="slack",
+                team_id=str((body.get("team") or {}).get("id") or ""),
+                channel_id=str((body.get("channel") or {}).get("id") or ""),
+                reply_message_id=str(message_ts),
+                user_id=str((body.get("user") or {}).get("id") or ""),
+                value=_FEEDBACK_ACTIONS[action["action_id"]],
+                source="button",
+            )
+
+    async def _on_reaction(
+        self, body: Mapping[str, Any], event: Mapping[str, Any], *, removed: bool
+    ) -> None:
+        value = _REACTIONS.get(str(event.get("reaction", "")).split("::")[0])
+        item = event.get("item") or {}
+        if value is None or item.get("type") != "message":
+            return
+        await asyncio.to_thread(
+            self._service.rate,
+            platform="slack",
+            team_id=str(body.get("team_id") or ""),
+            channel_id=str(item.get("channel") or ""),
+            reply_message_id=str(item.get("ts") or ""),
+            user_id=str(event.get("user") or ""),
+            value=0 if removed else value,
+            source="reaction",
+        )
+
+    async def _on_message(
+        self,
+        body: Mapping[str, Any],
+        event: Mapping[str, Any],
+        client: AsyncWebClient,
+        context: Mapping[str, Any],
+    ) -> None:
+        bot_user_id = context.get("bot_user_id")
+        message = incoming_from_event(body, event, bot_user_id=bot_user_id)
+        if message is None:
+            return
+        service = self._service
+        workspace = await asyncio.to_thread(service.workspace_for, message)
+        ready = await asyncio.to_thread(service.workspace_ready, workspace)
+        answered = message.in_thread and await asyncio.to_thread(
+            service.bot_answered_thread,
+            "slack",
+            message.team_id,
+            message.channel_id,
+            message.thread_id or "",
+        )
+        mode = await asyncio.to_thread(
+            service.channel_mode, "slack", message.team_id, message.channel_id
+        )
+        decision = decide(
+            message, channel_mode=mode, bot_answered_thread=answered, workspace_ready=ready
+        )
+        if decision.action is Action.IGNORE:
+            return
+        if not await asyncio.to_thread(service.claim_delivery, "slack", message.delivery_id):
+            logger.info("duplicate delivery %s ignored", message.delivery_id)
+            return
+        thread_ts = message.thread_id if not message.is_direct or message.in_thread else None
+        if decision.action is Action.SETUP_NEEDED:
+            if await asyncio.to_thread(service.claim_delivery, "slack", f"setup:{message.team_id}"):
+                await client.chat_postMessage(
+                    channel=message.channel_id, thread_ts=thread_ts, text=SETUP_MESSAGE
+                )
+            return
+        assert workspace is not None
+        await self._answer(message, workspace, client, thread_ts, bot_user_id)
+
+    async def _answer(
+        self,
+        message: IncomingMessage,
+        workspace: Any,
+        client: AsyncWebClient,
+        thread_ts: str | None,
+        bot_user_id: str | None,
+    ) -> None:
+        placeholder = await client.chat_postMessage(
+            channel=message.channel_id, thread_ts=thread_ts, text=PLACEHOLDER
+        )
+        placeholder_ts = str(placeholder["ts"])
+        reply_thread = thread_ts or placeholder_ts
+        try:
+            history = await self._history(message, client, bot_user_id) if message.in_thread else []
+            answer = await asyncio.to_thread(self._service.answer, workspace, message.text, history)
+        except Exception:
+            logger.exception("answering %s in %s failed", message.delivery_id, message.team_id)
+            language = "ko" if is_korean(message.text) else "en"
+            await client.chat_update(
+                channel=message.channel_id, ts=placeholder_ts, text=APOLOGY[language]
+            )
+            return
+        await self._post_answer(
+            message, workspace, answer, client, placeholder_ts, thread_ts, reply_thread
+        )
+
+    async def _post_answer(
+        self,
+        message: IncomingMessage,
+        workspace: Any,
+        answer: Answer,
+        client: AsyncWebClient,
+        placeholder_ts: str,
+        thread_ts: str | None,
+        reply_thread: str,
+    ) -> None:
+        parts = split_message(format_answer(answer, "slack"), SLACK_PART_LIMIT)
+        posted = [placeholder_ts]
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            blocks = _blocks(part, with_feedback=last and answer.found)
+            if index == 0:
+                await client.chat_update(
+                    channel=message.channel_id, ts=placeholder_ts, text=part, blocks=blocks
+                )
+            else:
+                response = await client.chat_postMessage(
+                    channel=message.channel_id,
+                    thread_ts=thread_ts or placeholder_ts,
+                    text=part,
+                    blocks=blocks,
+                )
+                posted.append(str(response["ts"]))
+        interaction_id = await asyncio.to_thread(
+            self._service.record_reply,
+            message,
+            workspace,
+            answer,
+            thread_id=reply_thread,
+            reply_message_id=placeholder_ts,
+        )
+        for ts in posted[1:]:
+            await asyncio.to_thread(
+                self._service.remember_reply,
+                "slack",
+                message.team_id,
+                message.channel_id,
+                reply_thread,
+                ts,
+                interaction_id,
+            )
+
+    async def _history(
+        self, message: IncomingMessage, client: AsyncWebClient, bot_user_id: str | None
+    ) -> list[Any]:
+        try:
+            response = await client.conversations_replies(
+                channel=message.channel_id, ts=message.thread_id or message.message_id, limit=50
+            )
+        except SlackApiError as e:
+            logger.warning("could not read thread history: %s", e.response.get("error"))
+            return []
+        return history_from_replies(
+            list(response.get("messages") or []),
+            bot_user_id=bot_user_id,
+            before_ts=message.message_id,
+        )
+
+
+def _blocks(text: str, *, with_feedback: bool) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    if with_feedback:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "feedback_helpful",
+                        "text": {"type": "plain_text", "text": "👍 Helpful"},
+                        "value": "1",
+                    },
+                    {
+                        "type": "button",
+                        "action_id": "feedback_not_helpful",
+                        "text": {"type": "plain_text", "text": "👎 Not helpful"},
+                        "value": "-1",
+                    },
+                ],
+            }
+        )
+    return blocks

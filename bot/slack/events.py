@@ -1,0 +1,73 @@
+"""Slack event payloads → :class:`IncomingMessage` (pure functions, tested on real payloads)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from bot.message import IncomingMessage
+from retrieval.chain import Turn
+
+# Subtypes that are still a person's message; every other subtype (edits, deletions, joins,
+# bot messages, broadcasts of old text) is not a new question.
+_USER_SUBTYPES = {None, "", "file_share", "thread_broadcast"}
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def incoming_from_event(
+    body: Mapping[str, Any], event: Mapping[str, Any], *, bot_user_id: str | None
+) -> IncomingMessage | None:
+    """The neutral message for an ``app_mention`` or ``message`` event; None when not one."""
+    if event.get("subtype") not in _USER_SUBTYPES:
+        return None
+    user = event.get("user")
+    channel = event.get("channel")
+    ts = event.get("ts")
+    if not user or not channel or not ts:
+        return None
+    text = str(event.get("text") or "")
+    mentioned = bool(bot_user_id) and f"<@{bot_user_id}" in text
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", "", text)
+    thread_ts = event.get("thread_ts")
+    is_direct = event.get("channel_type") == "im" or str(channel).startswith("D")
+    return IncomingMessage(
+        platform="slack",
+        delivery_id=str(body.get("event_id") or f"{channel}:{ts}"),
+        team_id=_team_id(body, event),
+        enterprise_id=body.get("enterprise_id") or None,
+        channel_id=str(channel),
+        message_id=str(ts),
+        user_id=str(user),
+        text=" ".join(text.split()),
+        thread_id=str(thread_ts or ts),
+        is_direct=is_direct,
+        mentions_bot=mentioned or event.get("type") == "app_mention",
+        from_bot=bool(event.get("bot_id")) or event.get("subtype") == "bot_message",
+        in_thread=bool(thread_ts) and thread_ts != ts,
+    )
+
+
+def _team_id(body: Mapping[str, Any], event: Mapping[str, Any]) -> str:
+    """The installing team: the envelope's, not the sender's (shared channels differ)."""
+    return str(body.get("team_id") or event.get("team") or "")
+
+
+def history_from_replies(
+    messages: list[Mapping[str, Any]], *, bot_user_id: str | None, before_ts: str
+) -> list[Turn]:
+    """Earlier messages of a thread as conversation turns (the bot's own as the assistant)."""
+    turns: list[Turn] = []
+    for message in messages:
+        ts = str(message.get("ts") or "")
+        if not ts or float(ts) >= float(before_ts):
+            continue
+        text = _MENTION.sub("", str(message.get("text") or "")).strip()
+        if not text:
+            continue
+        from_bot = bool(message.get("bot_id")) or (
+            bot_user_id is not None and message.get("user") == bot_user_id
+        )
+        turns.append(Turn("assistant" if from_bot else "user", text))
+    return turns
