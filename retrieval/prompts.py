@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
-from retrieval.store import SearchResult
+from retrieval.store import SearchResult, heading_path
 
 ANSWER_SYSTEM = """You are a customer-support assistant for one company. Answer the user's \
 question using ONLY the numbered documentation excerpts inside <context>...</context>.
@@ -57,7 +57,7 @@ def render_context(results: Sequence[SearchResult]) -> str:
     """Number the excerpts [1]..[n] as the model will cite them."""
     blocks = []
     for n, result in enumerate(results, start=1):
-        label = " > ".join(part for part in (result.title, result.heading) if part)
+        label = heading_path(result.title, result.heading)
         text = _DELIMITERS.sub("[context tag removed]", result.text)
         blocks.append(f"[{n}] ({label})\n{text}")
     return "\n\n".join(blocks)

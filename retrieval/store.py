@@ -41,13 +41,19 @@ def chunk_uuid(chunk: Chunk) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, f"{chunk.doc_id}\x00{chunk.index}\x00{chunk.text}"))
 
 
+def heading_path(title: str, heading: str) -> str:
+    """ "Title > Section > Subsection", saying the title once.
+
+    Markdown headings usually start with the document's own "# Title", which is also its title.
+    """
+    if heading == title or heading.startswith(f"{title} > "):
+        return heading
+    return " > ".join(part for part in (title, heading) if part)
+
+
 def embedding_text(chunk: Chunk) -> str:
     """What the embedder sees: the text under its title and heading path, for context."""
-    # Markdown headings usually start with the document's own "# Title": say it once.
-    if chunk.heading == chunk.title or chunk.heading.startswith(f"{chunk.title} > "):
-        context = chunk.heading
-    else:
-        context = " > ".join(part for part in (chunk.title, chunk.heading) if part)
+    context = heading_path(chunk.title, chunk.heading)
     return f"{context}\n{chunk.text}" if context else chunk.text
 
 

@@ -223,23 +223,7 @@ class SlackBot:
         thread_ts: str | None,
         reply_thread: str,
     ) -> None:
-        parts = split_message(format_answer(answer, "slack"), SLACK_PART_LIMIT)
-        posted = [placeholder_ts]
-        for index, part in enumerate(parts):
-            last = index == len(parts) - 1
-            blocks = _blocks(part, with_feedback=last and answer.found)
-            if index == 0:
-                await client.chat_update(
-                    channel=message.channel_id, ts=placeholder_ts, text=part, blocks=blocks
-                )
-            else:
-                response = await client.chat_postMessage(
-                    channel=message.channel_id,
-                    thread_ts=thread_ts or placeholder_ts,
-                    text=part,
-                    blocks=blocks,
-                )
-                posted.append(str(response["ts"]))
+        # Recorded before it is shown, so a reaction on the answer always finds it.
         interaction_id = await asyncio.to_thread(
             self._service.record_reply,
             message,
@@ -248,14 +232,28 @@ class SlackBot:
             thread_id=reply_thread,
             reply_message_id=placeholder_ts,
         )
-        for ts in posted[1:]:
+        parts = split_message(format_answer(answer, "slack"), SLACK_PART_LIMIT)
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            blocks = _blocks(part, with_feedback=last and answer.found)
+            if index == 0:
+                await client.chat_update(
+                    channel=message.channel_id, ts=placeholder_ts, text=part, blocks=blocks
+                )
+                continue
+            response = await client.chat_postMessage(
+                channel=message.channel_id,
+                thread_ts=thread_ts or placeholder_ts,
+                text=part,
+                blocks=blocks,
+            )
             await asyncio.to_thread(
                 self._service.remember_reply,
                 "slack",
                 message.team_id,
                 message.channel_id,
                 reply_thread,
-                ts,
+                str(response["ts"]),
                 interaction_id,
             )
 

@@ -1,0 +1,441 @@
+"""The Slack bot end to end: real bolt, real slack_sdk clients, a local Slack over HTTP and
+websockets, the real store and embedder, and a local OpenAI-compatible chat model.
+
+Events reach the bot as signed HTTP requests (Events API mode) or over Socket Mode; the tests
+assert what the bot posted to the Slack simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from sqlmodel import Session, select
+
+from bot.slack.app import PLACEHOLDER, SlackBot, slack_web_client
+from feedback.models import Interaction, Rating
+from retrieval.workspaces import IdentityKind
+from supportbot.app import App
+from tests.conftest import SAMPLE_KB, make_settings
+from tests.servers.openai_chat import OpenAIChatSimulator, default_responder
+from tests.servers.slack import (
+    SlackSimulator,
+    event_envelope,
+    load_shared_fixture,
+    signed_event_request,
+)
+
+pytestmark = pytest.mark.slow
+
+SECRET = "test-signing-secret"
+ACME, GLOBEX = "T111", "T222"
+BOT_USER = "W111"
+TOKEN = "xoxb-t111"
+
+
+@pytest.fixture(scope="module")
+def llm_server() -> Iterator[OpenAIChatSimulator]:
+    with OpenAIChatSimulator(api_key="k") as server:
+        yield server
+
+
+@pytest.fixture
+def llm(llm_server: OpenAIChatSimulator) -> OpenAIChatSimulator:
+    llm_server.reset_faults()
+    llm_server.responder = default_responder
+    return llm_server
+
+
+@pytest.fixture(scope="module")
+def kb_app(
+    weaviate_data_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    embedder: Any,
+    llm_server: OpenAIChatSimulator,
+) -> Iterator[App]:
+    """Two customers: acme (the sample help center) on T111, globex (one page) on T222."""
+    folder = tmp_path_factory.mktemp("slack-bot")
+    settings = make_settings(
+        weaviate_data_dir, folder / "db.sqlite", llm_model="sim", llm_base_url=llm_server.base_url,
+        llm_api_key="k", llm_timeout_s=2,
+    )  # fmt: skip
+    globex_doc = folder / "globex.md"
+    globex_doc.write_text(
+        "# Globex shipping\n\nGlobex ships rocket parts within 2 business days.\n",
+        encoding="utf-8",
+    )
+    with App(settings, local_embedder=embedder) as application:
+        kb = application.knowledge
+        kb.create_workspace("acme", [(IdentityKind.SLACK_TEAM, ACME)])
+        kb.ingest_paths("acme", [SAMPLE_KB / "en", SAMPLE_KB / "ko"])
+        kb.create_workspace("globex", [(IdentityKind.SLACK_TEAM, GLOBEX)])
+        kb.ingest_paths("globex", [globex_doc])
+        kb.create_workspace("empty", [(IdentityKind.SLACK_TEAM, "T333")])
+        yield application
+
+
+_simulators = iter(range(1, 1_000))
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackSimulator]:
+    # Message ts are unique per channel in Slack; the tests share one database, so each
+    # simulator starts its ts at a different (reproducible) second.
+    with SlackSimulator(ts_start=1_710_000_000 + 10_000 * next(_simulators)) as sim:
+        sim.add_workspace(ACME, TOKEN, bot_user_id=BOT_USER, bot_id="B111")
+        sim.add_app_token("xapp-test")
+        yield sim
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class HttpBot:
+    """The bot served over HTTP like `supportbot run --slack-http`, and a way to post to it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def post(self, body: dict[str, Any] | str, **kw: Any) -> httpx.Response:
+        raw, headers = signed_event_request(body, SECRET, **kw)
+        async with httpx.AsyncClient() as client:
+            return await client.post(self.url, content=raw, headers=headers)
+
+
+@pytest.fixture
+async def http_bot(kb_app: App, slack: SlackSimulator) -> AsyncIterator[HttpBot]:
+    bot = SlackBot(
+        kb_app.conversations,
+        client=slack_web_client(token=TOKEN, api_url=slack.base_url),
+        signing_secret=SECRET,
+    )
+    port = _free_port()
+    runner = web.AppRunner(bot.app.web_app(path="/slack/events", port=port))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield HttpBot(f"http://127.0.0.1:{port}/slack/events")
+    await runner.cleanup()
+
+
+_counter = iter(range(1, 10_000))
+
+
+def mention(
+    text: str,
+    *,
+    team: str = ACME,
+    channel: str = "C111",
+    ts: str | None = None,
+    event_id: str | None = None,
+    thread_ts: str | None = None,
+) -> dict[str, Any]:
+    """A real app_mention payload from Bolt's own tests, with our text and ids."""
+    body = load_shared_fixture("scenario_tests__test_app__app_mention_event_body__L334")
+    body.pop("enterprise_id", None)
+    n = next(_counter)
+    event = body["event"]
+    event.update(
+        {
+            "text": f"<@{BOT_USER}> {text}",
+            "team": team,
+            "channel": channel,
+            "ts": ts or f"1700001{n:03d}.000100",
+            "user": "U222",
+        }
+    )
+    event["event_ts"] = event["ts"]
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event_envelope(
+        event, team_id=team, event_id=event_id or f"Ev{n:04d}", bot_user_id=BOT_USER
+    )
+
+
+def message(
+    text: str,
+    *,
+    channel: str,
+    channel_type: str,
+    ts: str,
+    thread_ts: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    event = {
+        "type": "message",
+        "channel": channel,
+        "channel_type": channel_type,
+        "user": "U222",
+        "text": text,
+        "ts": ts,
+        "event_ts": ts,
+        "team": ACME,
+        **extra,
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event_envelope(event, team_id=ACME, event_id=f"Ev-m-{ts}", bot_user_id=BOT_USER)
+
+
+async def answered(slack: SlackSimulator, count: int = 1) -> list[Any]:
+    """The chat.update calls that replaced placeholders with answers."""
+    return await slack.async_wait_for("chat.update", count=count, timeout=20)
+
+
+async def test_mention_gets_a_placeholder_then_an_answer_with_sources_in_the_thread(
+    http_bot: HttpBot, slack: SlackSimulator, kb_app: App
+):
+    body = mention("How long is the password reset link valid?")
+
+    response = await http_bot.post(body)
+
+    assert response.status_code == 200
+    [update] = await answered(slack)
+    [placeholder] = slack.calls_to("chat.postMessage")
+    ts = body["event"]["ts"]
+    assert placeholder.args["channel"] == "C111" and placeholder.args["thread_ts"] == ts
+    assert placeholder.args["text"] == PLACEHOLDER
+    assert update.args["channel"] == "C111"
+    assert update.args["ts"] == placeholder.response["ts"]  # the placeholder became the answer
+    assert (
+        update.args["text"].startswith("Based on the documentation")
+        and "[1]" in update.args["text"]
+    )
+    assert "*Sources*" in update.args["text"] and "password-and-sso.md" in update.args["text"]
+    with Session(kb_app.engine) as session:
+        row = session.exec(select(Interaction).where(Interaction.message_id == ts)).one()
+    assert row.workspace == "acme" and row.platform == "slack" and row.thread_id == ts
+
+
+async def test_the_same_event_delivered_twice_is_answered_once(
+    http_bot: HttpBot, slack: SlackSimulator
+):
+    body = mention("What is the API rate limit?", event_id="EvDUP1")
+
+    first = await http_bot.post(body)
+    retry = await http_bot.post(body, retry_num=1, retry_reason="http_timeout")
+    await answered(slack)
+    await asyncio.sleep(0.5)  # give a wrongly accepted duplicate time to show up
+
+    assert first.status_code == 200 and retry.status_code == 200
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_unsigned_or_stale_requests_get_401(http_bot: HttpBot, slack: SlackSimulator):
+    body = mention("hello")
+    stale = await http_bot.post(body, timestamp=int(time.time()) - 6 * 60)
+    async with httpx.AsyncClient() as client:
+        raw, headers = signed_event_request(body, "wrong-secret")
+        forged = await client.post(http_bot.url, content=raw, headers=headers)
+
+    assert stale.status_code == 401 and forged.status_code == 401
+    assert slack.calls_to("chat.postMessage") == []
+
+
+async def test_direct_message_is_answered_at_top_level(http_bot: HttpBot, slack: SlackSimulator):
+    await http_bot.post(
+        message(
+            "세금계산서는 언제 발행되나요?",
+            channel="D111",
+            channel_type="im",
+            ts="1700002000.000100",
+        )
+    )
+
+    [update] = await answered(slack)
+    [placeholder] = slack.calls_to("chat.postMessage")
+    assert placeholder.args["channel"] == "D111" and "thread_ts" not in placeholder.args
+    assert "결제-및-환불.md" in update.args["text"]
+
+
+async def test_follow_up_in_an_answered_thread_needs_no_mention_and_gets_history(
+    http_bot: HttpBot, slack: SlackSimulator, llm: OpenAIChatSimulator
+):
+    # The messages exist in Slack as users wrote them; the events carry the same ts.
+    question = slack.seed_message("C111", "U222", f"<@{BOT_USER}> How do I request a refund?")
+    await http_bot.post(mention("How do I request a refund?", ts=question["ts"]))
+    await answered(slack)
+    follow_up = slack.seed_message(
+        "C111", "U222", "and how long does it take?", thread_ts=question["ts"]
+    )
+
+    await http_bot.post(
+        message(
+            "and how long does it take?",
+            channel="C111",
+            channel_type="channel",
+            ts=follow_up["ts"],
+            thread_ts=question["ts"],
+        )
+    )
+
+    updates = await answered(slack, count=2)
+    assert slack.calls_to("conversations.replies")
+    placeholders = slack.calls_to("chat.postMessage")
+    assert [p.args["thread_ts"] for p in placeholders] == [question["ts"], question["ts"]]
+    condense, final = llm.chat_requests()[-2:]
+    assert "standalone question" in condense["messages"][0]["content"]
+    roles = [m["role"] for m in condense["messages"]]
+    assert roles[:3] == ["system", "user", "assistant"]  # the question, then the bot's answer
+    assert "How do I request a refund?" in condense["messages"][1]["content"]
+    assert [m["role"] for m in final["messages"]] == ["system", "user", "assistant", "user"]
+    assert updates[1].args["ts"] == placeholders[1].response["ts"]
+
+
+async def test_chatter_bots_and_own_messages_are_ignored(http_bot: HttpBot, slack: SlackSimulator):
+    await http_bot.post(
+        message("lunch anyone?", channel="C111", channel_type="channel", ts="1700004000.000100")
+    )
+    await http_bot.post(
+        message(
+            "How do refunds work?",
+            channel="D111",
+            channel_type="im",
+            ts="1700004000.000200",
+            bot_id="B999",
+        )
+    )
+    await http_bot.post(
+        message(
+            "How do refunds work?",
+            channel="D111",
+            channel_type="im",
+            ts="1700004000.000300",
+            subtype="message_changed",
+        )
+    )
+    await asyncio.sleep(1.0)
+    assert slack.calls_to("chat.postMessage") == []
+
+
+async def test_a_team_without_knowledge_gets_one_setup_message(
+    http_bot: HttpBot, slack: SlackSimulator
+):
+    await http_bot.post(mention("hello?", team="T333"))
+    await http_bot.post(mention("anyone there?", team="T333"))
+    await http_bot.post(mention("helloooo", team="T999"))  # no workspace at all
+
+    await slack.async_wait_for("chat.postMessage", count=2, timeout=10)
+    await asyncio.sleep(0.5)
+    texts = [c.args["text"] for c in slack.calls_to("chat.postMessage")]
+    assert len(texts) == 2 and all("not set up" in t for t in texts)
+
+
+async def test_each_team_is_answered_from_its_own_workspace_only(
+    http_bot: HttpBot, slack: SlackSimulator
+):
+    await http_bot.post(mention("How fast do you ship rocket parts?", team=GLOBEX))
+    await http_bot.post(mention("How fast do you ship rocket parts?", team=ACME))
+
+    updates = await answered(slack, count=2)
+    by_thread = {u.args["ts"]: u.args["text"] for u in updates}
+    texts = sorted(by_thread.values(), key=lambda t: "globex.md" in t)
+    assert "globex.md" in texts[1] and "2 business days" in texts[1]
+    assert "globex.md" not in texts[0] and "rocket" not in texts[0].lower()
+
+
+async def test_reactions_and_buttons_become_ratings(
+    http_bot: HttpBot, slack: SlackSimulator, kb_app: App
+):
+    await http_bot.post(mention("What is the API rate limit?", ts="1700005000.000100"))
+    [update] = await answered(slack)
+    answer_ts = update.args["ts"]
+    assert update.args["blocks"][-1]["type"] == "actions"
+    reaction = load_shared_fixture("scenario_tests__test_events__valid_reaction_added_body__L112")
+    reaction = copy.deepcopy(reaction)
+    reaction.update({"team_id": ACME, "event_id": "EvR1"})
+    reaction["event"].update(
+        {
+            "reaction": "+1",
+            "user": "U555",
+            "item": {"type": "message", "channel": "C111", "ts": answer_ts},
+        }
+    )
+
+    await http_bot.post(reaction)
+    removed = copy.deepcopy(reaction)
+    removed["event"]["type"] = "reaction_removed"
+    removed["event_id"] = "EvR2"
+    thumbs_down = copy.deepcopy(reaction)
+    thumbs_down["event"].update({"reaction": "-1", "user": "U666"})
+    thumbs_down["event_id"] = "EvR3"
+    await http_bot.post(thumbs_down)
+
+    def ratings() -> list[int]:
+        with Session(kb_app.engine) as session:
+            interaction = session.exec(
+                select(Interaction).where(Interaction.message_id == "1700005000.000100")
+            ).one()
+            return sorted(
+                session.exec(select(Rating.value).where(Rating.interaction_id == interaction.id))
+            )
+
+    await _eventually(lambda: ratings() == [-1, 1])
+    await http_bot.post(removed)
+    await _eventually(lambda: ratings() == [-1])
+
+
+async def test_llm_failure_gets_an_apology_in_the_thread(
+    http_bot: HttpBot, slack: SlackSimulator, llm: OpenAIChatSimulator
+):
+    llm.fail_next(3, status=500)
+    await http_bot.post(mention("What is the API rate limit?"))
+
+    [update] = await answered(slack)
+    assert update.args["text"].startswith("Sorry, I couldn't answer")
+
+
+async def test_slack_429_is_retried_after_retry_after(http_bot: HttpBot, slack: SlackSimulator):
+    slack.rate_limit("chat.postMessage", times=1, retry_after=1)
+
+    await http_bot.post(mention("What is the API rate limit?"))
+
+    await answered(slack)
+    calls = slack.calls_to("chat.postMessage")
+    assert len(calls) == 2
+    assert calls[1].received_at - calls[0].received_at >= 0.9
+
+
+async def test_socket_mode_acks_and_answers(kb_app: App, slack: SlackSimulator):
+    bot = SlackBot(
+        kb_app.conversations,
+        client=slack_web_client(token=TOKEN, api_url=slack.base_url),
+        signing_secret=None,
+    )
+    handler = bot.socket_mode_handler("xapp-test")
+    await handler.connect_async()
+    try:
+        await slack.async_wait_for_connections(1)
+        body = mention("How long is the password reset link valid?")
+        envelope_id = await asyncio.to_thread(slack.push_event, body, envelope_id="env-1")
+        await slack.async_wait_for_ack(envelope_id)
+        [update] = await answered(slack)
+        assert "password-and-sso.md" in update.args["text"]
+        # The same event again (Slack's retry after a missed ack) is not answered twice.
+        await asyncio.to_thread(
+            slack.push_event, body, retry_attempt=1, retry_reason="timeout", envelope_id="env-2"
+        )
+        await slack.async_wait_for_ack("env-2")
+        await asyncio.sleep(0.5)
+        assert len(slack.calls_to("chat.postMessage")) == 1
+    finally:
+        await handler.close_async()
+
+
+async def _eventually(check: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(check):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
