@@ -38,7 +38,7 @@ from retrieval.documents import SourceDocument
 from retrieval.embeddings import QueryBatchEmbeddings
 from retrieval.knowledge import KnowledgeBase
 from retrieval.loaders import load_jsonl
-from retrieval.store import KnowledgeStore, SearchMode, embedding_text
+from retrieval.store import KnowledgeStore, SearchMode, StoredChunk, embedding_text
 from retrieval.weaviate_server import EmbeddedWeaviate
 from supportbot.app import App
 from supportbot.settings import WEAVIATE_VERSION, Settings
@@ -47,6 +47,10 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data" / "retrieval"
 KORQUAD_PATH = DATA / "korquad_v1_dev" / "KorQuAD_v1.0_dev.json"
 POLICYQA_PATH = DATA / "policyqa_dev" / "dev.json"
+# English vendor/support emails (BIPIA EmailQA contexts): an off-topic English workspace.
+EMAILS_PATH = (
+    REPO.parent / "shared" / "data" / "prompt_injection" / "bipia" / "email" / "train.jsonl"
+)
 RESULTS = REPO / "bench" / "results"
 
 ALPHAS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -61,6 +65,9 @@ LATENCY_WARMUP = 10
 LATENCY_CHUNK_TOKENS = 56  # small chunks so KorQuAD + PolicyQA give >= 10,000 real chunks
 LATENCY_OVERLAP_TOKENS = 8
 KORQUAD_WS = "bench-korquad"
+KORQUAD_EVEN_WS = "bench-korquad-even-articles"  # for same-language wrong-workspace searches
+KORQUAD_ODD_WS = "bench-korquad-odd-articles"
+EMAILS_WS = "bench-emails"
 LATENCY_WS = "bench-latency"
 
 # Environment variables Settings would read: the benchmark measures the defaults, not a .env.
@@ -576,6 +583,10 @@ def choose_alpha(
                 table[hybrid][key] - table[other_single][key], 4
             ),
             "beats_both": table[hybrid][key] > table[better_single][key],
+            "beats_both_ci_excludes_0": paired_bootstrap(rr[name][hybrid], rr[name][better_single])[
+                0
+            ]
+            > 0,
         }
     return {
         "metric": key,
@@ -614,6 +625,11 @@ def calibrate(
     """
     k_gate = ctx.app.settings.search_k
     policies = list(policyqa.workspaces)
+    build_negative_workspaces(ctx)
+
+    def other_half(query: Query) -> str:
+        article = int(next(iter(query.gold)).split("-")[0])
+        return KORQUAD_ODD_WS if article % 2 == 0 else KORQUAD_EVEN_WS
 
     def stats(queries: Sequence[tuple[str, str]]) -> dict[str, list[float]]:
         top1 = ctx.searcher.run(
@@ -634,6 +650,12 @@ def calibrate(
             [(policies[i % len(policies)], q.text) for i, q in enumerate(korquad.queries)]
         ),
         "wrong: PolicyQA -> KorQuAD": stats([(KORQUAD_WS, q.text) for q in policyqa.queries]),
+        "wrong, same language: KorQuAD -> other KorQuAD articles": stats(
+            [(other_half(q), q.text) for q in korquad.queries]
+        ),
+        "wrong, same language: PolicyQA -> vendor emails": stats(
+            [(EMAILS_WS, q.text) for q in policyqa.queries]
+        ),
         "wrong-ish: PolicyQA -> another policy": stats(
             [
                 (policies[(policies.index(q.workspace) + 1) % len(policies)], q.text)
@@ -659,7 +681,46 @@ def calibrate(
             "current_default": current,
             "at_current_default": _gate_rates(distributions, kind, current),
         }
+    # The trade-off around the recommendation, for choosing another operating point.
+    out["grid"] = {
+        f"{t / 100:.2f}": _gate_rates(distributions, "gate", t / 100) for t in range(75, 89)
+    }
     return out
+
+
+def build_negative_workspaces(ctx: Context) -> None:
+    """Same-language workspaces that cannot hold the answer.
+
+    KorQuAD's chunks are copied with their stored vectors (no re-embedding) into one
+    workspace of the even-numbered and one of the odd-numbered articles: a question is
+    searched in the half without its article. The BIPIA email contexts (English vendor and
+    support emails) make an English workspace unrelated to privacy policies.
+    """
+    halves: dict[str, list[StoredChunk]] = {KORQUAD_EVEN_WS: [], KORQUAD_ODD_WS: []}
+    for name in halves:
+        ctx.kb.create_workspace(name)
+        ctx.tenants[name] = ctx.kb.workspace(name).tenant
+    for stored in ctx.store.iter_chunks(tenant=ctx.tenants[KORQUAD_WS]):
+        article = int(stored.chunk.doc_id.split("-")[0])
+        halves[KORQUAD_EVEN_WS if article % 2 == 0 else KORQUAD_ODD_WS].append(stored)
+    for name, chunks in halves.items():
+        for start in range(0, len(chunks), 200):
+            ctx.store.insert(chunks[start : start + 200], tenant=ctx.tenants[name])
+    contexts: list[str] = []
+    with EMAILS_PATH.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                contexts.append(json.loads(line)["context"])
+    emails = [Doc(f"email-{i}", "Email", t) for i, t in enumerate(dict.fromkeys(contexts))]
+    ctx.kb.create_workspace(EMAILS_WS)
+    ctx.tenants[EMAILS_WS] = ctx.kb.workspace(EMAILS_WS).tenant
+    report = ctx.kb.ingest_jsonl(EMAILS_WS, write_jsonl(ctx.tmp / "emails.jsonl", emails))
+    if report.errors:
+        raise SystemExit(f"email ingest failed: {report.errors[:3]}")
+    log(
+        f"negative workspaces: {[len(c) for c in halves.values()]} KorQuAD chunks, "
+        f"{report.chunks_added} email chunks"
+    )
 
 
 def _gate_rates(
@@ -816,6 +877,9 @@ def render(result: dict[str, Any]) -> str:
         f"load average at start {m['loadavg_start']}, at end {result['loadavg_end']}; "
         f"total {result['total_s'] / 60:.1f} min.",
         "",
+        "Settings defaults when the run started (the '(default)' rows, the latency searches "
+        f"and 'current default' below use them): {result['settings']}.",
+        "",
         "## Retrieval quality (k=20 chunks, deduplicated by document)",
         "",
         "| set | mode | n | Recall@1 | Recall@5 | MRR@10 | <10 docs |",
@@ -882,7 +946,8 @@ def render(result: dict[str, Any]) -> str:
             f"MRR@10 (95% CI {check['ci95_vs_better_single']}), minus the other = "
             f"{check['hybrid_minus_other_single_mrr']:+.4f}; matches the better single: "
             f"{'yes' if check['matches_better_single'] else 'NO'}; beats both: "
-            f"{'yes' if check['beats_both'] else 'no'}"
+            f"{'yes' if check['beats_both'] else 'no'} (significant: "
+            f"{'yes' if check['beats_both_ci_excludes_0'] else 'no'})"
         )
     t = result["throughput"]
     lines += [
@@ -950,6 +1015,17 @@ def render(result: dict[str, Any]) -> str:
             f"{threshold['at_recommended']}; at the current default "
             f"{threshold['current_default']}: {threshold['at_current_default']}"
         )
+    grid = cal["grid"]
+    columns = list(next(iter(grid.values())))
+    lines += [
+        "",
+        "Gate statistic at other thresholds:",
+        "",
+        "| min_relevance | " + " | ".join(columns) + " |",
+        "|---:|" + "---:|" * len(columns),
+    ]
+    for threshold, rates in grid.items():
+        lines.append(f"| {threshold} | " + " | ".join(f"{rates[c]:.1%}" for c in columns) + " |")
     lines += ["", "## Notes", ""]
     lines += [f"- {note}" for note in result["notes"]]
     return "\n".join(lines) + "\n"
