@@ -16,9 +16,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from bot.channels import ChannelSettings
 from bot.decide import ChannelMode
 from bot.message import IncomingMessage
-from bot.models import BotReply, ChannelSetting, ProcessedDelivery
+from bot.models import BotReply, ProcessedDelivery
 from feedback.store import AnswerRecord, FeedbackSink
 from retrieval.chain import Answer, AnswerChain, Turn
 from retrieval.errors import RetrievalError
@@ -61,6 +62,7 @@ class ConversationService:
         self._knowledge = knowledge
         self._chain_for = chain_for
         self._feedback = feedback
+        self._channels = ChannelSettings(engine)
         self._clock = clock or (lambda: datetime.now(UTC))
 
     # --- routing -----------------------------------------------------------------------------
@@ -100,32 +102,7 @@ class ConversationService:
             return False
 
     def channel_mode(self, platform: str, team_id: str, channel_id: str) -> ChannelMode:
-        with Session(self._engine) as session:
-            row = session.exec(
-                select(ChannelSetting)
-                .where(ChannelSetting.platform == platform)
-                .where(ChannelSetting.team_id == team_id)
-                .where(ChannelSetting.channel_id == channel_id)
-            ).first()
-        return ChannelMode(row.mode) if row else ChannelMode.MENTION
-
-    def set_channel_mode(
-        self, platform: str, team_id: str, channel_id: str, mode: ChannelMode
-    ) -> None:
-        with Session(self._engine) as session:
-            row = session.exec(
-                select(ChannelSetting)
-                .where(ChannelSetting.platform == platform)
-                .where(ChannelSetting.team_id == team_id)
-                .where(ChannelSetting.channel_id == channel_id)
-            ).first()
-            if row is None:
-                row = ChannelSetting(
-                    platform=platform, team_id=team_id, channel_id=channel_id, mode=mode.value
-                )
-            row.mode = mode.value
-            session.add(row)
-            session.commit()
+        return self._channels.mode(platform, team_id, channel_id)
 
     def bot_answered_thread(
         self, platform: str, team_id: str, channel_id: str, thread_id: str

@@ -404,6 +404,37 @@ def demo(
         run_chat(application, workspace, console=out)
 
 
+channel_app = typer.Typer(help="Per-channel bot settings.", no_args_is_help=True)
+app.add_typer(channel_app, name="channel")
+
+
+@channel_app.command("mode")
+def channel_mode(
+    ctx: typer.Context,
+    channel: Annotated[str, typer.Argument(help="Channel id (Slack C..., Discord channel id).")],
+    mode: Annotated[
+        str, typer.Argument(help="mention (answer only when mentioned) or all_questions.")
+    ],
+    slack_team: Annotated[str | None, typer.Option(help="Slack team id (T...).")] = None,
+    discord_guild: Annotated[str | None, typer.Option(help="Discord guild id.")] = None,
+) -> None:
+    """Answer only when mentioned (default), or every new question in a support channel."""
+    from bot.channels import ChannelSettings
+    from bot.decide import ChannelMode
+
+    if (slack_team is None) == (discord_guild is None):
+        raise CliError("give exactly one of --slack-team or --discord-guild")
+    try:
+        chosen = ChannelMode(mode)
+    except ValueError as e:
+        raise CliError(f"unknown mode {mode!r}: use mention or all_questions") from e
+    platform, team = ("slack", slack_team) if slack_team else ("discord", discord_guild)
+    assert team is not None
+    with _app(ctx) as application:
+        ChannelSettings(application.engine).set_mode(platform, team, channel, chosen)
+    out.print(f"{platform} channel {channel}: {chosen.value}")
+
+
 @app.command()
 def run(
     ctx: typer.Context,

@@ -17,14 +17,17 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from aiohttp import web
 from sqlmodel import Session, select
 
+from bot.channels import ChannelSettings
+from bot.decide import ChannelMode
 from bot.slack.app import PLACEHOLDER, SlackBot, slack_web_client
 from feedback.models import Interaction, Rating
 from retrieval.workspaces import IdentityKind
 from supportbot.app import App
-from tests.conftest import SAMPLE_KB, make_settings
+from tests.conftest import REPO, SAMPLE_KB, make_settings
 from tests.servers.openai_chat import OpenAIChatSimulator, default_responder
 from tests.servers.slack import (
     SlackSimulator,
@@ -439,3 +442,108 @@ async def _eventually(check: Any, timeout: float = 10.0) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+async def test_support_channel_answers_new_questions_without_a_mention(
+    http_bot: HttpBot, slack: SlackSimulator, kb_app: App
+):
+    ChannelSettings(kb_app.engine).set_mode("slack", ACME, "C777", ChannelMode.ALL_QUESTIONS)
+    question = slack.seed_message("C777", "U222", "How do I reset my password?")
+
+    await http_bot.post(
+        message(
+            "How do I reset my password?", channel="C777", channel_type="channel", ts=question["ts"]
+        )
+    )
+
+    [update] = await answered(slack)
+    [placeholder] = slack.calls_to("chat.postMessage")
+    assert placeholder.args["channel"] == "C777" and placeholder.args["thread_ts"] == question["ts"]
+    assert "password-and-sso.md" in update.args["text"]
+
+
+async def test_two_replicas_sharing_a_database_answer_a_delivery_once(
+    kb_app: App, slack: SlackSimulator, embedder: Any
+):
+    """The same event reaches two bot processes (as behind a load balancer on a retry)."""
+    replicas = []
+    for _ in range(2):
+        application = App(kb_app.settings, local_embedder=embedder)  # own engine, same DB file
+        bot = SlackBot(
+            application.conversations,
+            client=slack_web_client(token=TOKEN, api_url=slack.base_url),
+            signing_secret=SECRET,
+        )
+        port = _free_port()
+        runner = web.AppRunner(bot.app.web_app(path="/slack/events", port=port))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        replicas.append((application, runner, HttpBot(f"http://127.0.0.1:{port}/slack/events")))
+    try:
+        body = mention("What is the API rate limit?", event_id="EvREPLICA")
+        responses = await asyncio.gather(
+            replicas[0][2].post(body), replicas[1][2].post(body, retry_num=1)
+        )
+        await answered(slack)
+        await asyncio.sleep(0.5)
+        assert [r.status_code for r in responses] == [200, 200]
+        assert len(slack.calls_to("chat.postMessage")) == 1
+    finally:
+        for application, runner, _ in replicas:
+            await runner.cleanup()
+            application.close()
+
+
+async def test_socket_mode_reconnects_when_slack_asks(kb_app: App, slack: SlackSimulator):
+    bot = SlackBot(
+        kb_app.conversations,
+        client=slack_web_client(token=TOKEN, api_url=slack.base_url),
+        signing_secret=None,
+    )
+    handler = bot.socket_mode_handler("xapp-test")
+    await handler.connect_async()
+    try:
+        await slack.async_wait_for_connections(1)
+        slack.send_disconnect("refresh_requested")
+        await slack.async_wait_for("apps.connections.open", count=2, timeout=15)
+        await slack.async_wait_for_connections(2)
+        envelope = await asyncio.to_thread(
+            slack.push_event, mention("What is the API rate limit?"), envelope_id="env-after"
+        )
+        await slack.async_wait_for_ack(envelope)
+        [update] = await answered(slack)
+        assert "api-and-limits.md" in update.args["text"]
+    finally:
+        await handler.close_async()
+
+
+async def test_manifest_subscribes_only_to_events_the_bot_handles(http_bot: HttpBot):
+    """Every subscribed event reaches a listener (bolt answers 404 to one nobody handles)."""
+    manifest = yaml.safe_load((REPO / "manifest.yml").read_text())
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    statuses = {}
+    for n, name in enumerate(events):
+        event_type = name.split(".")[0]  # message.channels/groups/im/mpim arrive as "message"
+        inner = {
+            "type": event_type,
+            "event_ts": "1700000000.000001",
+            "ts": "1700000000.000001",
+            "channel": "C0",
+            "user": "U0",
+            "text": "",
+            "subtype": "ignored_subtype",
+            "item": {"type": "file"},
+            "reaction": "eyes",
+            "tokens": {},
+        }
+        body = event_envelope(
+            inner, team_id="T000", event_id=f"EvManifest{n}", bot_user_id=BOT_USER
+        )
+        statuses[name] = (await http_bot.post(body)).status_code
+    assert statuses == dict.fromkeys(events, 200)
+    assert scopes == {
+        "app_mentions:read", "chat:write", "channels:history", "groups:history",
+        "im:history", "mpim:history", "reactions:read",
+    }  # fmt: skip
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
