@@ -547,3 +547,19 @@ async def test_manifest_subscribes_only_to_events_the_bot_handles(http_bot: Http
         "im:history", "mpim:history", "reactions:read",
     }  # fmt: skip
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
+
+
+async def test_events_are_acknowledged_before_a_slow_answer(
+    http_bot: HttpBot, slack: SlackSimulator, llm: OpenAIChatSimulator
+):
+    llm.latency = 4.0  # a slow model: Slack still needs its ack within 3 seconds
+    try:
+        started = time.monotonic()
+        response = await http_bot.post(mention("What is the API rate limit?"))
+        acked_after = time.monotonic() - started
+
+        assert response.status_code == 200 and acked_after < 2.0
+        [update] = await answered(slack)
+        assert "api-and-limits.md" in update.args["text"]
+    finally:
+        llm.latency = 0.0
