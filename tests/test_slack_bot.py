@@ -549,17 +549,18 @@ async def test_manifest_subscribes_only_to_events_the_bot_handles(http_bot: Http
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
 
 
-async def test_events_are_acknowledged_before_a_slow_answer(
+async def test_a_model_timeout_is_acked_at_once_and_apologised_for_later(
     http_bot: HttpBot, slack: SlackSimulator, llm: OpenAIChatSimulator
 ):
-    llm.latency = 4.0  # a slow model: Slack still needs its ack within 3 seconds
+    llm.latency = 4.0  # longer than LLM_TIMEOUT_S=2 in these tests: every attempt times out
     try:
         started = time.monotonic()
         response = await http_bot.post(mention("What is the API rate limit?"))
         acked_after = time.monotonic() - started
 
-        assert response.status_code == 200 and acked_after < 2.0
+        assert response.status_code == 200 and acked_after < 2.0  # Slack wants < 3 s
         [update] = await answered(slack)
-        assert "api-and-limits.md" in update.args["text"]
+        assert update.args["text"].startswith("Sorry, I couldn't answer")
+        assert time.monotonic() - started >= 2.0
     finally:
         llm.latency = 0.0
