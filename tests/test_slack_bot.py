@@ -34,6 +34,7 @@ from tests.servers.slack import (
     event_envelope,
     load_shared_fixture,
     signed_event_request,
+    signed_interactive_request,
 )
 
 pytestmark = pytest.mark.slow
@@ -82,6 +83,9 @@ def kb_app(
         kb.create_workspace("globex", [(IdentityKind.SLACK_TEAM, GLOBEX)])
         kb.ingest_paths("globex", [globex_doc])
         kb.create_workspace("empty", [(IdentityKind.SLACK_TEAM, "T333")])
+        # An Enterprise Grid org: every team of E100 belongs to one workspace.
+        kb.create_workspace("grid", [(IdentityKind.SLACK_ENTERPRISE, "E100")])
+        kb.ingest_paths("grid", [globex_doc])
         yield application
 
 
@@ -112,6 +116,11 @@ class HttpBot:
 
     async def post(self, body: dict[str, Any] | str, **kw: Any) -> httpx.Response:
         raw, headers = signed_event_request(body, SECRET, **kw)
+        async with httpx.AsyncClient() as client:
+            return await client.post(self.url, content=raw, headers=headers)
+
+    async def click(self, payload: dict[str, Any]) -> httpx.Response:
+        raw, headers = signed_interactive_request(payload, SECRET)
         async with httpx.AsyncClient() as client:
             return await client.post(self.url, content=raw, headers=headers)
 
@@ -564,3 +573,50 @@ async def test_a_model_timeout_is_acked_at_once_and_apologised_for_later(
         assert time.monotonic() - started >= 2.0
     finally:
         llm.latency = 0.0
+
+
+async def test_enterprise_grid_teams_route_to_the_org_workspace(
+    http_bot: HttpBot, slack: SlackSimulator
+):
+    body = mention("How fast do you ship rocket parts?", team="T444")
+    body["enterprise_id"] = "E100"
+
+    await http_bot.post(body)
+
+    [update] = await answered(slack)
+    assert "globex.md" in update.args["text"]
+
+
+async def test_helpful_buttons_rate_the_answer(
+    http_bot: HttpBot, slack: SlackSimulator, kb_app: App
+):
+    question_ts = "1700006000.000100"
+    await http_bot.post(mention("What is the API rate limit?", ts=question_ts))
+    [update] = await answered(slack)
+
+    def click(action_id: str, user: str) -> dict[str, Any]:
+        return {
+            "type": "block_actions", "team": {"id": ACME}, "user": {"id": user},
+            "channel": {"id": "C111"}, "api_app_id": "A111", "trigger_id": "1.2.3",
+            "container": {"type": "message", "message_ts": update.args["ts"],
+                          "channel_id": "C111"},
+            "message": {"ts": update.args["ts"], "text": update.args["text"]},
+            "actions": [{"action_id": action_id, "block_id": "b", "type": "button",
+                         "value": "1", "action_ts": "1700006001.000000"}],
+        }  # fmt: skip
+
+    def ratings() -> list[tuple[int, str]]:
+        with Session(kb_app.engine) as session:
+            interaction = session.exec(
+                select(Interaction).where(Interaction.message_id == question_ts)
+            ).one()
+            rows = session.exec(select(Rating).where(Rating.interaction_id == interaction.id))
+            return sorted((r.value, r.source) for r in rows)
+
+    first = await http_bot.click(click("feedback_helpful", "U1"))
+    await http_bot.click(click("feedback_not_helpful", "U2"))
+    await _eventually(lambda: ratings() == [(-1, "button"), (1, "button")])
+    await http_bot.click(click("feedback_helpful", "U2"))  # changed their mind
+
+    assert first.status_code == 200
+    await _eventually(lambda: ratings() == [(1, "button"), (1, "button")])
