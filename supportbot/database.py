@@ -33,7 +33,8 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
     # Importing the model modules registers their tables on SQLModel.metadata.
-    import bot.models  # noqa: F401
+    import bot.models
+    import bot.slack.models  # noqa: F401
     import feedback.models  # noqa: F401
     import retrieval.workspaces  # noqa: F401
 

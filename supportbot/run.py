@@ -6,11 +6,21 @@ import asyncio
 import logging
 
 from aiohttp import web
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 
 from bot.slack.app import SlackBot, slack_web_client
+from bot.slack.installations import (
+    DEFAULT_STATE_EXPIRATION_S,
+    InstallationKeyError,
+    SqlInstallationStore,
+    SqlOAuthStateStore,
+)
 from supportbot.app import App
 
 logger = logging.getLogger(__name__)
+
+INSTALL_PATH = "/slack/install"
+REDIRECT_URI_PATH = "/slack/oauth_redirect"
 
 
 class RunError(Exception):
@@ -18,9 +28,25 @@ class RunError(Exception):
 
 
 def build_slack_bot(application: App, *, http: bool) -> SlackBot:
+    """The Slack bot in the mode the settings choose: OAuth (multi-workspace) or one token.
+
+    ``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET`` select OAuth: workspaces install the app
+    at ``/slack/install`` and their tokens live, encrypted, in the database. Otherwise the
+    single workspace of ``SLACK_BOT_TOKEN`` is served, as before.
+    """
     s = application.settings
+    if s.slack_client_id or s.slack_client_secret:
+        return _build_oauth_slack_bot(application, http=http)
     if s.slack_bot_token is None:
         raise RunError("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-...)")
+    _check_transport(application, http=http)
+    client = slack_web_client(token=s.slack_bot_token.get_secret_value(), api_url=s.slack_api_url)
+    secret = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None
+    return SlackBot(application.conversations, client=client, signing_secret=secret)
+
+
+def _check_transport(application: App, *, http: bool) -> None:
+    s = application.settings
     if http and s.slack_signing_secret is None:
         raise RunError(
             "--slack-http needs SLACK_SIGNING_SECRET (Basic Information > Signing Secret)"
@@ -30,16 +56,68 @@ def build_slack_bot(application: App, *, http: bool) -> SlackBot:
             "Socket Mode needs SLACK_APP_TOKEN (an xapp- token with connections:write); "
             "or run with --slack-http behind a public URL"
         )
-    client = slack_web_client(token=s.slack_bot_token.get_secret_value(), api_url=s.slack_api_url)
-    secret = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None
-    return SlackBot(application.conversations, client=client, signing_secret=secret)
+
+
+def _build_oauth_slack_bot(application: App, *, http: bool) -> SlackBot:
+    s = application.settings
+    if not s.slack_client_id or s.slack_client_secret is None:
+        missing = "SLACK_CLIENT_SECRET" if s.slack_client_id else "SLACK_CLIENT_ID"
+        raise RunError(
+            f"{missing} is not set: OAuth installation needs both SLACK_CLIENT_ID and "
+            "SLACK_CLIENT_SECRET (Basic Information > App Credentials)"
+        )
+    if not http:
+        raise RunError(
+            "OAuth installation (SLACK_CLIENT_ID) needs --slack-http: the install pages "
+            "/slack/install and /slack/oauth_redirect are served over HTTP"
+        )
+    _check_transport(application, http=http)
+    assert s.slack_signing_secret is not None  # checked by _check_transport
+    if s.slack_bot_token is not None:
+        logger.warning(
+            "SLACK_CLIENT_ID is set: SLACK_BOT_TOKEN is ignored (tokens come from installs)"
+        )
+    store = SqlInstallationStore(
+        application.engine, client_id=s.slack_client_id, secret_key=application._secret_key()
+    )
+    try:
+        store.check_key()
+    except InstallationKeyError as e:
+        raise RunError(str(e)) from None
+    state_store = SqlOAuthStateStore(
+        application.engine, expiration_seconds=DEFAULT_STATE_EXPIRATION_S
+    )
+    oauth_settings = AsyncOAuthSettings(
+        client_id=s.slack_client_id,
+        client_secret=s.slack_client_secret.get_secret_value(),
+        scopes=s.slack_scope_list,
+        user_scopes=[],  # the bot acts as itself only; and bolt would read SLACK_USER_SCOPES
+        redirect_uri=s.slack_redirect_uri,
+        install_path=INSTALL_PATH,
+        redirect_uri_path=REDIRECT_URI_PATH,
+        installation_store=store,
+        state_store=state_store,
+        state_expiration_seconds=DEFAULT_STATE_EXPIRATION_S,
+    )
+    # No token: bolt authorizes per team from the store. This client is also the one bolt's
+    # OAuth flow exchanges codes (oauth.v2.access) and rotates tokens with, so SLACK_API_URL
+    # reaches every call.
+    client = slack_web_client(token=None, api_url=s.slack_api_url)
+    return SlackBot(
+        application.conversations,
+        client=client,
+        signing_secret=s.slack_signing_secret.get_secret_value(),
+        installation_store=store,
+        oauth_settings=oauth_settings,
+    )
 
 
 async def run_bots(application: App, *, slack_http: bool, host: str, port: int) -> None:
     s = application.settings
-    if s.slack_bot_token is None:
+    if s.slack_bot_token is None and not (s.slack_client_id or s.slack_client_secret):
         raise RunError(
-            "no bot token is set: set SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for Socket Mode); "
+            "no bot token is set: set SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for Socket Mode), "
+            "or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install in many workspaces; "
             "see the README's Slack section"
         )
     # Touch the store and the model now, so a broken setup fails at start, not at the first
@@ -51,6 +129,8 @@ async def run_bots(application: App, *, slack_http: bool, host: str, port: int) 
         await runner.setup()
         await web.TCPSite(runner, host=host, port=port).start()
         logger.warning("Slack events at http://%s:%s/slack/events", host, port)
+        if bot.app.oauth_flow is not None:
+            logger.warning("Slack app installation at http://%s:%s%s", host, port, INSTALL_PATH)
         try:
             await asyncio.Event().wait()
         finally:

@@ -15,6 +15,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 WEAVIATE_VERSION = "1.38.11"
 LOCAL_EMBEDDING_MODEL = "multilingual-e5-small-q4"
+# The bot scopes the Slack bot needs: mentions, messages where it is (channels, private channels,
+# DMs, group DMs) for questions and thread history, posting answers, and reading feedback reactions.
+DEFAULT_SLACK_SCOPES = (
+    "app_mentions:read,channels:history,groups:history,im:history,mpim:history,"
+    "chat:write,reactions:read"
+)
 
 
 def _default_binary_path() -> Path:
@@ -102,6 +108,20 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(
         default="https://slack.com/api/", validation_alias=AliasChoices("SLACK_API_URL")
     )
+    # Multi-workspace installation (OAuth): with both set, each workspace installs the app at
+    # /slack/install and its tokens are kept, encrypted, in the database.
+    slack_client_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_CLIENT_ID")
+    )
+    slack_client_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_CLIENT_SECRET")
+    )
+    slack_scopes: str = Field(
+        default=DEFAULT_SLACK_SCOPES, validation_alias=AliasChoices("SLACK_SCOPES")
+    )
+    slack_redirect_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_REDIRECT_URI")
+    )
 
     # --- retrieval and ingestion ---------------------------------------------------------------
     search_k: int = Field(default=5, validation_alias=AliasChoices("SEARCH_K"))
@@ -135,6 +155,11 @@ class Settings(BaseSettings):
         if not self.embedding_model:
             raise ValueError("EMBEDDING_MODEL must be set when EMBEDDING_PROVIDER=openai")
         return self.embedding_model
+
+    @property
+    def slack_scope_list(self) -> list[str]:
+        """``SLACK_SCOPES`` as the list the OAuth authorize URL takes (comma or space separated)."""
+        return [scope for scope in self.slack_scopes.replace(",", " ").split() if scope]
 
     @property
     def weaviate_data_dir(self) -> Path:

@@ -105,3 +105,20 @@ def ws_name(request: pytest.FixtureRequest) -> str:
     """A workspace name unique to this test, derived from its name (reproducible)."""
     name = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")
     return name[-50:].lstrip("-_") or "ws"
+
+
+# Slack settings too; bolt also reads SLACK_CLIENT_ID/SECRET and SLACK_*SCOPES from the
+# environment itself, so a developer's real app credentials would switch tests to OAuth mode.
+_SETTING_VARIABLES.extend(
+    [
+        "SLACK_BOT_TOKEN",
+        "SLACK_APP_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_API_URL",
+        "SLACK_CLIENT_ID",
+        "SLACK_CLIENT_SECRET",
+        "SLACK_SCOPES",
+        "SLACK_USER_SCOPES",
+        "SLACK_REDIRECT_URI",
+    ]
+)

@@ -16,8 +16,11 @@ from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.decide import Action, decide
@@ -25,6 +28,7 @@ from bot.formatting import format_answer, split_message
 from bot.message import IncomingMessage
 from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService
 from bot.slack.events import history_from_replies, incoming_from_event
+from bot.slack.installations import forget_installation, forget_revoked_tokens
 from retrieval.chain import Answer
 from retrieval.prompts import is_korean
 
@@ -55,15 +59,25 @@ class SlackBot:
         *,
         client: AsyncWebClient,
         signing_secret: str | None,
+        installation_store: AsyncInstallationStore | None = None,
+        oauth_settings: AsyncOAuthSettings | None = None,
     ) -> None:
-        """``client`` carries the bot token (single workspace) and the Web API base URL."""
+        """``client`` carries the bot token (single workspace) and the Web API base URL.
+
+        Multi-workspace: pass ``installation_store`` (and ``oauth_settings`` to serve the
+        install pages) with a token-less ``client``; bolt then authorizes each event with its
+        team's token from the store, and every client it makes copies ``client``'s base URL.
+        """
         self._service = service
+        self._installation_store = installation_store
         self.app = AsyncApp(
             client=client,
             signing_secret=signing_secret,
             process_before_response=False,
             # HTTP mode needs a signature; Socket Mode has no HTTP requests to verify.
             request_verification_enabled=signing_secret is not None,
+            installation_store=installation_store,
+            oauth_settings=oauth_settings,
         )
         self._register()
 
@@ -76,6 +90,7 @@ class SlackBot:
 
     def _register(self) -> None:
         app = self.app
+        self._register_installation_events()
 
         @app.event("app_mention")
         async def on_mention(
@@ -125,6 +140,22 @@ class SlackBot:
                 value=_FEEDBACK_ACTIONS[action["action_id"]],
                 source="button",
             )
+
+    def _register_installation_events(self) -> None:
+        """Delete a workspace's stored tokens once Slack says they are gone (multi-workspace).
+
+        Registered in single-workspace mode too (the manifest subscribes to both events), where
+        there is nothing to delete and the log says the static token stopped working.
+        """
+        store = self._installation_store
+
+        @self.app.event("app_uninstalled")
+        async def on_app_uninstalled(context: AsyncBoltContext) -> None:
+            await forget_installation(store, context)
+
+        @self.app.event("tokens_revoked")
+        async def on_tokens_revoked(context: AsyncBoltContext, event: dict[str, Any]) -> None:
+            await forget_revoked_tokens(store, context, event)
 
     async def _on_reaction(
         self, body: Mapping[str, Any], event: Mapping[str, Any], *, removed: bool
