@@ -191,9 +191,9 @@ class App:
 
     @cached_property
     def feedback(self) -> SqlFeedbackStore:
-        return SqlFeedbackStore(self.engine, user_hash_key=self._secret_key())
+        return SqlFeedbackStore(self.engine, user_hash_key=self.secret_key())
 
-    def _secret_key(self) -> bytes:
+    def secret_key(self) -> bytes:
         """The installation's secret: from the environment, else generated once per data dir."""
         configured = self.settings.secret_key
         if configured:

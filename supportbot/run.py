@@ -78,7 +78,7 @@ def _build_oauth_slack_bot(application: App, *, http: bool) -> SlackBot:
             "SLACK_CLIENT_ID is set: SLACK_BOT_TOKEN is ignored (tokens come from installs)"
         )
     store = SqlInstallationStore(
-        application.engine, client_id=s.slack_client_id, secret_key=application._secret_key()
+        application.engine, client_id=s.slack_client_id, secret_key=application.secret_key()
     )
     try:
         store.check_key()

@@ -412,7 +412,7 @@ def test_oauth_needs_both_credentials_and_http(tmp_path: Path) -> None:
 def test_a_changed_secret_key_stops_the_bot_at_start(tmp_path: Path) -> None:
     with _app(tmp_path, secret_key="the-old-key") as application:
         old = SqlInstallationStore(
-            application.engine, client_id=CLIENT_ID, secret_key=application._secret_key()
+            application.engine, client_id=CLIENT_ID, secret_key=application.secret_key()
         )
         old.save(team_install())
     oauth = {"slack_client_id": CLIENT_ID, "slack_client_secret": CLIENT_SECRET}
@@ -476,7 +476,7 @@ class OAuthBot:
         self.store = SqlInstallationStore(
             application.engine,
             client_id=application.settings.slack_client_id,
-            secret_key=application._secret_key(),
+            secret_key=application.secret_key(),
         )
 
     async def get(self, path: str, **kw: Any) -> httpx.Response:
