@@ -8,6 +8,7 @@ so one customer's event can only ever reach that customer's tenant.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,8 +122,12 @@ class ConversationService:
 
     # --- answering ---------------------------------------------------------------------------
 
-    def answer(self, workspace: WorkspaceInfo, question: str, history: Sequence[Turn]) -> Answer:
-        return self._chain_for(workspace.name).answer(question, history)
+    async def answer(
+        self, workspace: WorkspaceInfo, question: str, history: Sequence[Turn]
+    ) -> Answer:
+        """The answer from the workspace's own knowledge (awaits the model, holds no thread)."""
+        chain = await asyncio.to_thread(self._chain_for, workspace.name)
+        return await chain.aanswer(question, history)
 
     def record_reply(
         self,

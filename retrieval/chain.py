@@ -9,6 +9,7 @@ asker's language, rather than letting a model invent an answer.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -105,62 +106,91 @@ class AnswerChain:
         assert final is not None
         return final
 
+    async def aanswer(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+        """:meth:`answer` for event loops: the model's wait holds no thread.
+
+        Search (embedding and Weaviate: short, CPU-bound or blocking) runs in a worker thread;
+        the chat model is awaited, so a bot with many conversations in flight is not limited
+        by the size of a thread pool while each waits seconds for its model.
+        """
+        started = self._clock()
+        messages = _to_messages(history[-self._max_history :])
+        standalone = question
+        if messages and self._chat is not None:
+            try:
+                rewritten = await (CONDENSE_PROMPT | self._chat | StrOutputParser()).ainvoke(
+                    {"history": messages, "question": question}
+                )
+            except Exception as e:
+                raise _llm_error(e) from e
+            standalone = rewritten.strip() or question
+        retrieved = await asyncio.to_thread(self._search, standalone)
+        plan = self._plan(question, standalone, retrieved, started)
+        if isinstance(plan, Answer):
+            return plan
+        assert self._chat is not None
+        try:
+            text = await (ANSWER_PROMPT | self._chat | StrOutputParser()).ainvoke(
+                self._answer_inputs(question, messages, plan)
+            )
+        except Exception as e:
+            raise _llm_error(e) from e
+        return self._llm_answer(text, plan, standalone, retrieved, started)
+
     def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Yield the answer text in pieces as the model writes it, then the :class:`Answer`."""
         started = self._clock()
         messages = _to_messages(history[-self._max_history :])
         standalone = self._standalone(question, messages)
         retrieved = self._search(standalone)
-        relevant = [r for r in retrieved if r.similarity >= self._min_relevance]
-        language = "ko" if is_korean(question) else "en"
-        if not relevant:
-            text = NOT_FOUND[language]
-            yield text
-            yield Answer(
-                text,
-                [],
-                self.mode,
-                standalone,
-                retrieved,
-                False,
-                self._model_name,
-                self._elapsed_ms(started),
-            )
+        plan = self._plan(question, standalone, retrieved, started)
+        if isinstance(plan, Answer):
+            yield plan.text
+            yield plan
             return
-        if self._chat is None:
-            text, sources = _extractive(relevant, language)
-            yield text
-            yield Answer(
-                text,
-                sources,
-                "extractive",
-                standalone,
-                retrieved,
-                True,
-                "",
-                self._elapsed_ms(started),
-            )
-            return
+        assert self._chat is not None
         pieces: list[str] = []
         chain = ANSWER_PROMPT | self._chat | StrOutputParser()
-        inputs = {"history": messages, "question": question, "context": render_context(relevant)}
         try:
-            for piece in chain.stream(inputs):
+            for piece in chain.stream(self._answer_inputs(question, messages, plan)):
                 pieces.append(piece)
                 yield piece
         except Exception as e:
             raise _llm_error(e) from e
-        text = "".join(pieces).strip()
-        yield Answer(
-            text,
-            _cited_sources(text, relevant),
-            "llm",
-            standalone,
-            retrieved,
-            True,
-            self._model_name,
-            self._elapsed_ms(started),
-        )
+        yield self._llm_answer("".join(pieces), plan, standalone, retrieved, started)
+
+    def _plan(
+        self, question: str, standalone: str, retrieved: list[SearchResult], started: float
+    ) -> Answer | list[SearchResult]:
+        """The finished answer when no model is needed, else the relevant context for it."""
+        relevant = [r for r in retrieved if r.similarity >= self._min_relevance]
+        language = "ko" if is_korean(question) else "en"
+        elapsed = self._elapsed_ms(started)
+        if not relevant:
+            return Answer(
+                NOT_FOUND[language], [], self.mode, standalone, retrieved, False,
+                self._model_name, elapsed,
+            )  # fmt: skip
+        if self._chat is None:
+            text, sources = _extractive(relevant, language)
+            return Answer(text, sources, "extractive", standalone, retrieved, True, "", elapsed)
+        return relevant
+
+    @staticmethod
+    def _answer_inputs(
+        question: str, messages: list[BaseMessage], relevant: list[SearchResult]
+    ) -> dict[str, object]:
+        return {"history": messages, "question": question, "context": render_context(relevant)}
+
+    def _llm_answer(
+        self, text: str, relevant: list[SearchResult], standalone: str,
+        retrieved: list[SearchResult], started: float,
+    ) -> Answer:  # fmt: skip
+        text = text.strip()
+        return Answer(
+            text, _cited_sources(text, relevant), "llm", standalone, retrieved, True,
+            self._model_name, self._elapsed_ms(started),
+        )  # fmt: skip
 
     def _standalone(self, question: str, history: list[BaseMessage]) -> str:
         if not history or self._chat is None:

@@ -232,7 +232,7 @@ class SlackBot:
         reply_thread = thread_ts or placeholder_ts
         try:
             history = await self._history(message, client, bot_user_id) if message.in_thread else []
-            answer = await asyncio.to_thread(self._service.answer, workspace, message.text, history)
+            answer = await self._service.answer(workspace, message.text, history)
         except Exception:
             logger.exception("answering %s in %s failed", message.delivery_id, message.team_id)
             language = "ko" if is_korean(message.text) else "en"
