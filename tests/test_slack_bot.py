@@ -51,8 +51,9 @@ def llm_server() -> Iterator[OpenAIChatSimulator]:
         yield server
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def llm(llm_server: OpenAIChatSimulator) -> OpenAIChatSimulator:
+    """The module's chat server, reset for every test (faults one test left do not leak)."""
     llm_server.reset_faults()
     llm_server.responder = default_responder
     return llm_server
