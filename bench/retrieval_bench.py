@@ -229,6 +229,8 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "weaviate": WEAVIATE_VERSION,
         "loadavg_start": load_average(),
+        # libgomp's wait policy decides how the embedder behaves on a busy machine.
+        "omp_env": {k: v for k, v in os.environ.items() if k.startswith(("OMP_", "GOMP_"))},
         "commit": _commit(),
     }
 
@@ -875,6 +877,7 @@ def render(result: dict[str, Any]) -> str:
         f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['ram_gib']} GiB RAM; "
         f"Python {m['python']}, Weaviate {m['weaviate']}, commit {m['commit'] or '?'}; "
         f"load average at start {m['loadavg_start']}, at end {result['loadavg_end']}; "
+        f"OpenMP environment {m.get('omp_env') or 'unset'}; "
         f"total {result['total_s'] / 60:.1f} min.",
         "",
         "Settings defaults when the run started (the '(default)' rows, the latency searches "
