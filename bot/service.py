@@ -21,7 +21,7 @@ from bot.channels import ChannelSettings
 from bot.decide import ChannelMode
 from bot.message import IncomingMessage
 from bot.models import BotReply, ProcessedDelivery
-from feedback.store import AnswerRecord, FeedbackSink
+from feedback.store import AnswerRecord, FeedbackSink, retrieved_snapshot
 from retrieval.chain import Answer, AnswerChain, Turn
 from retrieval.errors import RetrievalError
 from retrieval.knowledge import KnowledgeBase
@@ -147,16 +147,7 @@ class ConversationService:
                 standalone_question=answer.standalone_question,
                 answer=answer.text,
                 mode=answer.mode,
-                retrieved=[
-                    {
-                        "chunk_id": r.chunk_id,
-                        "doc_id": r.doc_id,
-                        "text": r.text,
-                        "score": r.score,
-                        "similarity": r.similarity,
-                    }
-                    for r in answer.retrieved
-                ],
+                retrieved=retrieved_snapshot(answer.retrieved),
                 user_id=f"{message.platform}:{message.team_id}:{message.user_id}",
                 channel_id=message.channel_id,
                 thread_id=thread_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from feedback.errors import FeedbackError
 from feedback.models import Interaction, Rating
+from retrieval.store import SearchResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,20 @@ class AnswerRecord:
     message_id: str = ""
     model: str = ""
     latency_ms: int = 0
+
+
+def retrieved_snapshot(results: Sequence[SearchResult]) -> list[dict[str, object]]:
+    """What was retrieved for an answer, as it was then (the knowledge may change later)."""
+    return [
+        {
+            "chunk_id": r.chunk_id,
+            "doc_id": r.doc_id,
+            "text": r.text,
+            "score": r.score,
+            "similarity": r.similarity,
+        }
+        for r in results
+    ]
 
 
 class FeedbackSink(Protocol):

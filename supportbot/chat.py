@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from feedback.store import AnswerRecord
+from feedback.store import AnswerRecord, retrieved_snapshot
 from retrieval.chain import Answer, AnswerChain, Turn, group_by_document
 from retrieval.errors import RetrievalError
 from supportbot.app import App
@@ -59,16 +59,7 @@ def run_chat(
                 standalone_question=answer.standalone_question,
                 answer=answer.text,
                 mode=answer.mode,
-                retrieved=[
-                    {
-                        "chunk_id": r.chunk_id,
-                        "doc_id": r.doc_id,
-                        "text": r.text,
-                        "score": r.score,
-                        "similarity": r.similarity,
-                    }
-                    for r in answer.retrieved
-                ],
+                retrieved=retrieved_snapshot(answer.retrieved),
                 user_id=user,
                 model=answer.model,
                 latency_ms=answer.latency_ms,

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel, create_engine
 
 
@@ -19,9 +20,14 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     connect_args: dict[str, Any] = {}
+    options: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         connect_args = {"check_same_thread": False, "timeout": 30}
-    engine = create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        # One connection for every thread: otherwise each worker thread (the bots run the
+        # database in threads) would get its own, empty, in-memory database.
+        options["poolclass"] = StaticPool
+    engine = create_engine(url, connect_args=connect_args, **options)
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")

@@ -8,15 +8,20 @@ other's workspaces and ids are reproducible.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
 
 from retrieval.embeddings import LocalE5Embeddings
 from retrieval.weaviate_server import EmbeddedWeaviate
 from supportbot.app import App
+from supportbot.database import make_engine
 from supportbot.settings import WEAVIATE_VERSION, Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,3 +127,25 @@ _SETTING_VARIABLES.extend(
         "SLACK_REDIRECT_URI",
     ]
 )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """The same database tests on in-memory SQLite and on a real PostgreSQL (see ./dev test)."""
+    if request.param == "sqlite":
+        memory = make_engine("sqlite:///:memory:")
+        yield memory
+        memory.dispose()
+        return
+    url = os.environ.get("SUPPORTBOT_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "SUPPORTBOT_TEST_POSTGRES_URL is not set on CI: run the suite via ./dev test"
+            )
+        pytest.skip("no PostgreSQL (set SUPPORTBOT_TEST_POSTGRES_URL or run ./dev test)")
+    SQLModel.metadata.drop_all(create_engine(url))
+    postgres = make_engine(url)
+    yield postgres
+    SQLModel.metadata.drop_all(postgres)
+    postgres.dispose()

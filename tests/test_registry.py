@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
 
 from feedback.errors import FeedbackError
 from feedback.store import AnswerRecord, SqlFeedbackStore
 from retrieval.errors import UnknownWorkspaceError
 from retrieval.workspaces import IdentityKind, WorkspaceExistsError, WorkspaceRegistry
-from supportbot.database import make_engine
 
 FIXED_NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    """The same tests on in-memory SQLite and on a real PostgreSQL server (see ./dev test)."""
-    if request.param == "sqlite":
-        yield make_engine("sqlite:///:memory:")
-        return
-    url = os.environ.get("SUPPORTBOT_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail(
-                "SUPPORTBOT_TEST_POSTGRES_URL is not set on CI: run the suite via ./dev test"
-            )
-        pytest.skip("no PostgreSQL (set SUPPORTBOT_TEST_POSTGRES_URL or run ./dev test)")
-    SQLModel.metadata.drop_all(create_engine(url))
-    engine = make_engine(url)
-    yield engine
-    SQLModel.metadata.drop_all(engine)
-    engine.dispose()
 
 
 def test_registry_create_get_list_delete(engine: Engine):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
 import re
 import socket
 import time
@@ -25,10 +24,8 @@ import pytest
 from aiohttp import web
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import StaticPool
-from sqlmodel import SQLModel
 
 from bot.slack.installations import (
     InstallationKeyError,
@@ -58,33 +55,6 @@ SECRETS = [BOT_TOKEN, BOT_REFRESH, USER_TOKEN, USER_REFRESH, WEBHOOK]
 
 
 # --- the stores, on SQLite and PostgreSQL ---------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    """The same tests on in-memory SQLite and on a real PostgreSQL server (see ./dev test)."""
-    if request.param == "sqlite":
-        # One shared connection: the async methods run in worker threads, and the default pool
-        # for :memory: gives each thread its own (empty) database.
-        memory = create_engine(
-            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
-        )
-        SQLModel.metadata.create_all(memory)
-        yield memory
-        memory.dispose()
-        return
-    url = os.environ.get("SUPPORTBOT_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail(
-                "SUPPORTBOT_TEST_POSTGRES_URL is not set on CI: run the suite via ./dev test"
-            )
-        pytest.skip("no PostgreSQL (set SUPPORTBOT_TEST_POSTGRES_URL or run ./dev test)")
-    SQLModel.metadata.drop_all(create_engine(url))
-    postgres = make_engine(url)
-    yield postgres
-    SQLModel.metadata.drop_all(postgres)
-    postgres.dispose()
 
 
 @pytest.fixture
