@@ -40,6 +40,16 @@ APOLOGY = {
 
 
 @dataclass(frozen=True, slots=True)
+class Situation:
+    """What :func:`bot.decide.decide` needs to know about a message beyond the message."""
+
+    workspace: WorkspaceInfo | None
+    workspace_ready: bool
+    bot_answered_thread: bool
+    channel_mode: ChannelMode
+
+
+@dataclass(frozen=True, slots=True)
 class RatedReply:
     interaction_id: int
     workspace: str
@@ -81,6 +91,19 @@ class ConversationService:
             except IntegrityError:
                 return False
             return True
+
+    def situation(self, message: IncomingMessage) -> Situation:
+        """The workspace, its readiness, thread memory and channel mode for ``message``."""
+        workspace = self.workspace_for(message)
+        answered = message.in_thread and self.bot_answered_thread(
+            message.platform, message.team_id, message.channel_id, message.thread_id or ""
+        )
+        return Situation(
+            workspace=workspace,
+            workspace_ready=self.workspace_ready(workspace),
+            bot_answered_thread=answered,
+            channel_mode=self.channel_mode(message.platform, message.team_id, message.channel_id),
+        )
 
     def workspace_for(self, message: IncomingMessage) -> WorkspaceInfo | None:
         """The workspace a message's team belongs to, or None when it maps to none."""

@@ -187,20 +187,14 @@ class SlackBot:
         if message is None:
             return
         service = self._service
-        workspace = await asyncio.to_thread(service.workspace_for, message)
-        ready = await asyncio.to_thread(service.workspace_ready, workspace)
-        answered = message.in_thread and await asyncio.to_thread(
-            service.bot_answered_thread,
-            "slack",
-            message.team_id,
-            message.channel_id,
-            message.thread_id or "",
-        )
-        mode = await asyncio.to_thread(
-            service.channel_mode, "slack", message.team_id, message.channel_id
-        )
+        # Everything the decision needs, in one trip to a worker thread.
+        situation = await asyncio.to_thread(service.situation, message)
+        workspace = situation.workspace
         decision = decide(
-            message, channel_mode=mode, bot_answered_thread=answered, workspace_ready=ready
+            message,
+            channel_mode=situation.channel_mode,
+            bot_answered_thread=situation.bot_answered_thread,
+            workspace_ready=situation.workspace_ready,
         )
         if decision.action is Action.IGNORE:
             return
