@@ -159,23 +159,7 @@ class SqlInstallationStore(AsyncInstallationStore):
             "token_type": installation.token_type,
             "installed_at": _db_time(installation.installed_at),
         }
-        with Session(self._engine) as session:
-            row = session.exec(
-                select(SlackInstallation)
-                .where(
-                    SlackInstallation.client_id == self.client_id,
-                    _is(col(SlackInstallation.enterprise_id), installation.enterprise_id),
-                    _is(col(SlackInstallation.team_id), team_id),
-                    SlackInstallation.installed_at == values["installed_at"],
-                )
-                .limit(1)
-            ).first()
-            if row is None:
-                session.add(SlackInstallation(**values))
-            else:
-                row.sqlmodel_update(values)
-                session.add(row)
-            session.commit()
+        self._upsert(SlackInstallation, values)
         if installation.bot_token is not None:  # a user-only install has no bot to remember
             self.save_bot(installation.to_bot())
 
@@ -198,19 +182,25 @@ class SqlInstallationStore(AsyncInstallationStore):
             "is_enterprise_install": bool(bot.is_enterprise_install),
             "installed_at": _db_time(bot.installed_at),
         }
+        self._upsert(SlackBotInstallation, values)
+
+    def _upsert(
+        self, table: type[SlackInstallation] | type[SlackBotInstallation], values: dict[str, Any]
+    ) -> None:
+        """Insert the row, or update the one of the same install (same org, team and time)."""
         with Session(self._engine) as session:
             row = session.exec(
-                select(SlackBotInstallation)
+                select(table)
                 .where(
-                    SlackBotInstallation.client_id == self.client_id,
-                    _is(col(SlackBotInstallation.enterprise_id), bot.enterprise_id),
-                    _is(col(SlackBotInstallation.team_id), team_id),
-                    SlackBotInstallation.installed_at == values["installed_at"],
+                    table.client_id == self.client_id,
+                    _is(col(table.enterprise_id), values["enterprise_id"]),
+                    _is(col(table.team_id), values["team_id"]),
+                    table.installed_at == values["installed_at"],
                 )
                 .limit(1)
             ).first()
             if row is None:
-                session.add(SlackBotInstallation(**values))
+                session.add(table(**values))
             else:
                 row.sqlmodel_update(values)
                 session.add(row)
