@@ -44,3 +44,20 @@ class ChannelSetting(SQLModel, table=True):
     team_id: str
     channel_id: str
     mode: str
+
+
+class DirectMessageChoice(SQLModel, table=True):
+    """The workspace a user chose (``/workspace``) for DMs when several would fit.
+
+    A DM carries no server, so when the user shares several servers with the bot the choice
+    has to be remembered; it is honoured only while the user still shares a server that maps
+    to that workspace.
+    """
+
+    __table_args__ = (UniqueConstraint("platform", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    user_id: str
+    workspace: str
+    chosen_at: datetime
