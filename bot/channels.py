@@ -29,6 +29,19 @@ class ChannelSettings:
             session.add(row)
             session.commit()
 
+    def any_answering_all(self, platform: str) -> bool:
+        """Whether some channel of ``platform`` answers every question (Discord then needs the
+        privileged Message Content intent: without it, unaddressed messages arrive empty)."""
+        with Session(self._engine) as session:
+            return (
+                session.exec(
+                    select(ChannelSetting.id)
+                    .where(ChannelSetting.platform == platform)
+                    .where(ChannelSetting.mode == ChannelMode.ALL_QUESTIONS.value)
+                ).first()
+                is not None
+            )
+
     @staticmethod
     def _find(
         session: Session, platform: str, team_id: str, channel_id: str

@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.channels import ChannelSettings
-from bot.decide import ChannelMode
+from bot.decide import Action, ChannelMode, Decision, decide
 from bot.message import IncomingMessage
-from bot.models import BotReply, ProcessedDelivery
+from bot.models import BotReply, DirectMessageChoice, ProcessedDelivery
+from bot.routing import DmRoute, route_direct_message
 from feedback.store import AnswerRecord, FeedbackSink, retrieved_snapshot
 from retrieval.chain import Answer, AnswerChain, Turn
 from retrieval.errors import RetrievalError
@@ -50,6 +51,16 @@ class Situation:
 
 
 @dataclass(frozen=True, slots=True)
+class Triage:
+    """What was known, what was decided, and whether this replica owns the delivery."""
+
+    situation: Situation
+    decision: Decision
+    # False for a repeat delivery (a retry, or another replica got it first): do nothing.
+    first_delivery: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RatedReply:
     interaction_id: int
     workspace: str
@@ -67,6 +78,7 @@ class ConversationService:
         chain_for: Callable[[str], AnswerChain],
         feedback: FeedbackSink,
         clock: Callable[[], datetime] | None = None,
+        ready_ttl_s: float = 30.0,
     ) -> None:
         self._engine = engine
         self._registry = registry
@@ -75,6 +87,10 @@ class ConversationService:
         self._feedback = feedback
         self._channels = ChannelSettings(engine)
         self._clock = clock or (lambda: datetime.now(UTC))
+        # workspace name -> when it was last seen with knowledge. Only "ready" is remembered:
+        # knowledge is rarely removed, and a workspace that just got some answers at once.
+        self._ready_ttl = timedelta(seconds=ready_ttl_s)
+        self._ready_seen: dict[str, datetime] = {}
 
     # --- routing -----------------------------------------------------------------------------
 
@@ -92,9 +108,32 @@ class ConversationService:
                 return False
             return True
 
-    def situation(self, message: IncomingMessage) -> Situation:
-        """The workspace, its readiness, thread memory and channel mode for ``message``."""
-        workspace = self.workspace_for(message)
+    def triage(self, message: IncomingMessage, *, workspace: WorkspaceInfo | None = None) -> Triage:
+        """Gather, decide and claim in one call (one worker-thread trip per event).
+
+        The decision itself is :func:`bot.decide.decide`, a pure function; the delivery is
+        claimed only for messages the bot acts on, so chatter writes nothing.
+        """
+        situation = self.situation(message, workspace=workspace)
+        decision = decide(
+            message,
+            channel_mode=situation.channel_mode,
+            bot_answered_thread=situation.bot_answered_thread,
+            workspace_ready=situation.workspace_ready,
+        )
+        first = decision.action is not Action.IGNORE and self.claim_delivery(
+            message.platform, message.delivery_id
+        )
+        return Triage(situation, decision, first)
+
+    def situation(
+        self, message: IncomingMessage, *, workspace: WorkspaceInfo | None = None
+    ) -> Situation:
+        """The workspace, its readiness, thread memory and channel mode for ``message``.
+
+        ``workspace``: already routed by the adapter (a Discord DM has no server to route by).
+        """
+        workspace = workspace or self.workspace_for(message)
         answered = message.in_thread and self.bot_answered_thread(
             message.platform, message.team_id, message.channel_id, message.thread_id or ""
         )
@@ -117,16 +156,88 @@ class ConversationService:
             return self._registry.resolve(IdentityKind.DISCORD_GUILD, message.team_id)
         return None
 
+    def route_direct_message(
+        self,
+        platform: str,
+        user_id: str,
+        shared_team_ids: Sequence[str],
+        public_workspace: str | None,
+    ) -> DmRoute:
+        """Route a DM by the servers the user shares with the bot (see :mod:`bot.routing`).
+
+        ``shared_team_ids``: the servers the adapter found the user to be a member of;
+        ``public_workspace``: the workspace open to DMs from anyone (a setting), else the one
+        marked ``--discord-dm-default``.
+        """
+        kind = IdentityKind.DISCORD_GUILD
+        shared = [w for t in shared_team_ids if (w := self._registry.resolve(kind, t))]
+        public = (
+            self._registry.get(public_workspace)
+            if public_workspace
+            else self._registry.resolve(IdentityKind.DISCORD_DM_DEFAULT, "default")
+        )
+        return route_direct_message(
+            shared, chosen=self.direct_message_choice(platform, user_id), public=public
+        )
+
+    def mapped_teams(self, platform: str, team_ids: Sequence[str]) -> list[str]:
+        """Those of ``team_ids`` (a bot's servers) that map to a workspace."""
+        kind = IdentityKind.DISCORD_GUILD if platform == "discord" else IdentityKind.SLACK_TEAM
+        return [t for t in team_ids if self._registry.resolve(kind, t) is not None]
+
+    def workspaces_of_teams(self, platform: str, team_ids: Sequence[str]) -> list[str]:
+        """The names of the workspaces ``team_ids`` map to, sorted, each once."""
+        kind = IdentityKind.DISCORD_GUILD if platform == "discord" else IdentityKind.SLACK_TEAM
+        return sorted({w.name for t in team_ids if (w := self._registry.resolve(kind, t))})
+
+    def direct_message_choice(self, platform: str, user_id: str) -> str | None:
+        with Session(self._engine) as session:
+            return session.exec(
+                select(DirectMessageChoice.workspace)
+                .where(DirectMessageChoice.platform == platform)
+                .where(DirectMessageChoice.user_id == user_id)
+            ).first()
+
+    def choose_direct_message_workspace(self, platform: str, user_id: str, workspace: str) -> None:
+        """Remember the user's choice (the caller checked it is one of their shared servers)."""
+        with Session(self._engine) as session:
+            row = session.exec(
+                select(DirectMessageChoice)
+                .where(DirectMessageChoice.platform == platform)
+                .where(DirectMessageChoice.user_id == user_id)
+            ).first()
+            if row is None:
+                row = DirectMessageChoice(
+                    platform=platform, user_id=user_id, workspace=workspace, chosen_at=self._clock()
+                )
+            else:
+                row.workspace, row.chosen_at = workspace, self._clock()
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:  # the same user chose twice at once: the other write stands
+                session.rollback()
+
     def workspace_ready(self, workspace: WorkspaceInfo | None) -> bool:
         if workspace is None:
             return False
+        now = self._clock()
+        seen = self._ready_seen.get(workspace.name)
+        if seen is not None and now - seen < self._ready_ttl:
+            return True
         try:
-            return self._knowledge.chunk_count(workspace.name) > 0
+            ready = self._knowledge.chunk_count(workspace.name) > 0
         except RetrievalError:
             return False
+        if ready:
+            self._ready_seen[workspace.name] = now
+        return ready
 
     def channel_mode(self, platform: str, team_id: str, channel_id: str) -> ChannelMode:
         return self._channels.mode(platform, team_id, channel_id)
+
+    def any_channel_answering_all(self, platform: str) -> bool:
+        return self._channels.any_answering_all(platform)
 
     def bot_answered_thread(
         self, platform: str, team_id: str, channel_id: str, thread_id: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 
 from bot.slack.app import SlackBot, slack_web_client
@@ -27,7 +27,9 @@ class RunError(Exception):
     """The bots cannot start with these settings (the message says which setting to fix)."""
 
 
-def build_slack_bot(application: App, *, http: bool) -> SlackBot:
+def build_slack_bot(
+    application: App, *, http: bool, session: ClientSession | None = None
+) -> SlackBot:
     """The Slack bot in the mode the settings choose: OAuth (multi-workspace) or one token.
 
     ``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET`` select OAuth: workspaces install the app
@@ -36,11 +38,13 @@ def build_slack_bot(application: App, *, http: bool) -> SlackBot:
     """
     s = application.settings
     if s.slack_client_id or s.slack_client_secret:
-        return _build_oauth_slack_bot(application, http=http)
+        return _build_oauth_slack_bot(application, http=http, session=session)
     if s.slack_bot_token is None:
         raise RunError("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-...)")
     _check_transport(application, http=http)
-    client = slack_web_client(token=s.slack_bot_token.get_secret_value(), api_url=s.slack_api_url)
+    client = slack_web_client(
+        token=s.slack_bot_token.get_secret_value(), api_url=s.slack_api_url, session=session
+    )
     secret = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None
     return SlackBot(application.conversations, client=client, signing_secret=secret)
 
@@ -58,7 +62,9 @@ def _check_transport(application: App, *, http: bool) -> None:
         )
 
 
-def _build_oauth_slack_bot(application: App, *, http: bool) -> SlackBot:
+def _build_oauth_slack_bot(
+    application: App, *, http: bool, session: ClientSession | None
+) -> SlackBot:
     s = application.settings
     if not s.slack_client_id or s.slack_client_secret is None:
         missing = "SLACK_CLIENT_SECRET" if s.slack_client_id else "SLACK_CLIENT_ID"
@@ -102,7 +108,7 @@ def _build_oauth_slack_bot(application: App, *, http: bool) -> SlackBot:
     # No token: bolt authorizes per team from the store. This client is also the one bolt's
     # OAuth flow exchanges codes (oauth.v2.access) and rotates tokens with, so SLACK_API_URL
     # reaches every call.
-    client = slack_web_client(token=None, api_url=s.slack_api_url)
+    client = slack_web_client(token=None, api_url=s.slack_api_url, session=session)
     return SlackBot(
         application.conversations,
         client=client,

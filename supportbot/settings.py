@@ -123,6 +123,25 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SLACK_REDIRECT_URI")
     )
 
+    # --- Discord --------------------------------------------------------------------------------
+    discord_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DISCORD_BOT_TOKEN")
+    )
+    # The REST API base (the gateway address then comes from this API's /gateway/bot).
+    discord_api_url: str = Field(
+        default="https://discord.com/api/v10", validation_alias=AliasChoices("DISCORD_API_URL")
+    )
+    # Answers DMs of users who share no mapped server with the bot; unset: they are told how
+    # to get access instead.
+    discord_dm_workspace: str | None = Field(
+        default=None, validation_alias=AliasChoices("DISCORD_DM_WORKSPACE")
+    )
+    # The privileged Message Content intent: "auto" asks for it only when some Discord channel
+    # is set to answer every question (mentions and DMs carry their text without it).
+    discord_message_content: Literal["auto", "on", "off"] = Field(
+        default="auto", validation_alias=AliasChoices("DISCORD_MESSAGE_CONTENT")
+    )
+
     # --- retrieval and ingestion ---------------------------------------------------------------
     search_k: int = Field(default=5, validation_alias=AliasChoices("SEARCH_K"))
     hybrid_alpha: float = Field(default=0.5, validation_alias=AliasChoices("HYBRID_ALPHA"))

@@ -125,6 +125,10 @@ _SETTING_VARIABLES.extend(
         "SLACK_SCOPES",
         "SLACK_USER_SCOPES",
         "SLACK_REDIRECT_URI",
+        "DISCORD_BOT_TOKEN",
+        "DISCORD_API_URL",
+        "DISCORD_DM_WORKSPACE",
+        "DISCORD_MESSAGE_CONTENT",
     ]
 )
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from aiohttp import ClientSession
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -23,7 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.decide import Action, decide
+from bot.decide import Action
 from bot.formatting import format_answer, split_message
 from bot.message import IncomingMessage
 from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService
@@ -41,11 +42,19 @@ _REACTIONS = {"+1": 1, "thumbsup": 1, "-1": -1, "thumbsdown": -1}
 _FEEDBACK_ACTIONS = {"feedback_helpful": 1, "feedback_not_helpful": -1}
 
 
-def slack_web_client(*, token: str | None, api_url: str) -> AsyncWebClient:
-    """The client every request of the app copies: base URL and 429 handling included."""
+def slack_web_client(
+    *, token: str | None, api_url: str, session: ClientSession | None = None
+) -> AsyncWebClient:
+    """The client every request of the app copies: base URL and 429 handling included.
+
+    ``session``: one aiohttp session shared by every call (bolt's per-request clients copy
+    it), so calls reuse kept-alive connections instead of opening one each; without it each
+    call opens and closes its own.
+    """
     return AsyncWebClient(
         token=token,
         base_url=api_url,
+        session=session,
         retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
     )
 
@@ -187,18 +196,12 @@ class SlackBot:
         if message is None:
             return
         service = self._service
-        # Everything the decision needs, in one trip to a worker thread.
-        situation = await asyncio.to_thread(service.situation, message)
-        workspace = situation.workspace
-        decision = decide(
-            message,
-            channel_mode=situation.channel_mode,
-            bot_answered_thread=situation.bot_answered_thread,
-            workspace_ready=situation.workspace_ready,
-        )
+        # Gather, decide (pure) and claim the delivery in one worker-thread trip.
+        triage = await asyncio.to_thread(service.triage, message)
+        workspace, decision = triage.situation.workspace, triage.decision
         if decision.action is Action.IGNORE:
             return
-        if not await asyncio.to_thread(service.claim_delivery, "slack", message.delivery_id):
+        if not triage.first_delivery:
             logger.info("duplicate delivery %s ignored", message.delivery_id)
             return
         thread_ts = message.thread_id if not message.is_direct or message.in_thread else None

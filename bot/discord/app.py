@@ -1,0 +1,409 @@
+"""The Discord bot: discord.py listeners that convert, decide with the core, then act.
+
+discord.py owns the gateway (heartbeats, RESUME after a drop, a new IDENTIFY after an invalid
+session) and REST rate limits (it waits out 429s). What a resume replays is dropped by the
+delivery claim in the database, so an answer is never sent twice. Every failure after a
+question was accepted ends in a short apology, and an exception in a listener is logged by
+discord.py without stopping the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.http import Route
+
+from bot.decide import Action
+from bot.discord.events import history_turns, incoming_from_message, vote_of
+from bot.formatting import LIMITS, format_answer, split_message
+from bot.message import IncomingMessage
+from bot.routing import DmRouteKind, choose_message
+from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService
+from retrieval.chain import Answer, Turn
+from retrieval.prompts import is_korean
+from retrieval.workspaces import WorkspaceInfo
+
+logger = logging.getLogger(__name__)
+
+HISTORY_MESSAGES = 12
+REPLY_CHAIN_DEPTH = 8
+# DM history older than this belongs to an earlier conversation.
+DM_HISTORY_WINDOW_S = 3600.0
+
+
+def bot_intents(*, message_content: bool) -> discord.Intents:
+    """The least the bot needs: servers, messages and reactions in servers and DMs.
+
+    Message Content is privileged: mentions and DMs carry their text without it, so it is
+    asked for only when some channel answers every question.
+    """
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.dm_messages = True
+    intents.guild_reactions = True
+    intents.dm_reactions = True
+    intents.message_content = message_content
+    return intents
+
+
+class _Client(discord.Client):
+    def __init__(self, tree_setup: Callable[[discord.Client], Any], **options: Any) -> None:
+        super().__init__(**options)
+        self._tree_setup = tree_setup
+
+    async def setup_hook(self) -> None:
+        await self._tree_setup(self)
+
+
+class MembershipCache:
+    """Whether a user is a member of a server, remembered for a while (one REST call each)."""
+
+    def __init__(self, *, ttl_s: float, clock: Callable[[], float]) -> None:
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._known: dict[tuple[int, int], tuple[bool, float]] = {}
+
+    async def is_member(self, guild: discord.Guild, user_id: int) -> bool:
+        key = (guild.id, user_id)
+        known = self._known.get(key)
+        if known is not None and self._clock() - known[1] < self._ttl_s:
+            return known[0]
+        if guild.get_member(user_id) is not None:
+            member = True
+        else:
+            try:
+                await guild.fetch_member(user_id)
+                member = True
+            except discord.NotFound:
+                member = False
+            except discord.HTTPException as e:  # unknown, not remembered: ask again next time
+                logger.warning("membership of %s in %s unknown: %s", user_id, guild.id, e)
+                return False
+        self._known[key] = (member, self._clock())
+        return member
+
+
+class DiscordBot:
+    """One discord.py client with the bot's listeners and slash commands."""
+
+    def __init__(
+        self,
+        service: ConversationService,
+        *,
+        api_url: str,
+        public_dm_workspace: str | None,
+        message_content: bool,
+        clock: Callable[[], float] = time.monotonic,
+        membership_ttl_s: float = 600.0,
+    ) -> None:
+        self._service = service
+        self._api_url = api_url.rstrip("/")
+        self._public_dm_workspace = public_dm_workspace
+        self._members = MembershipCache(ttl_s=membership_ttl_s, clock=clock)
+        self.client = _Client(
+            self._sync_commands,
+            intents=bot_intents(message_content=message_content),
+            # Answers quote retrieved text: it must never ping @everyone, roles or users.
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.tree = app_commands.CommandTree(self.client)
+        self._register()
+
+    async def start(self, token: str) -> None:
+        """Log in and stay connected (reconnecting and resuming) until :meth:`close`.
+
+        discord.py reads its REST base from a class attribute, so ``DISCORD_API_URL`` applies
+        to the whole process, as one bot per process runs.
+        """
+        Route.BASE = self._api_url
+        await self.client.start(token)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    @property
+    def _bot_id(self) -> int:
+        assert self.client.user is not None
+        return self.client.user.id
+
+    # --- listeners -----------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        client = self.client
+
+        @client.event
+        async def on_message(message: discord.Message) -> None:
+            await self._on_message(message)
+
+        @client.event
+        async def on_raw_reaction_add(payload: discord.RawReactionActionEvent) -> None:
+            await self._on_reaction(payload, removed=False)
+
+        @client.event
+        async def on_raw_reaction_remove(payload: discord.RawReactionActionEvent) -> None:
+            await self._on_reaction(payload, removed=True)
+
+        @self.tree.command(name="ask", description="Ask a question to your company's knowledge")
+        @app_commands.describe(question="Your question", private="Only you see the answer")
+        async def ask(
+            interaction: discord.Interaction, question: str, private: bool = False
+        ) -> None:
+            await self._on_ask(interaction, question, private)
+
+        @self.tree.command(name="workspace", description="Choose whose knowledge answers your DMs")
+        @app_commands.describe(name="The workspace to use; leave empty to see your choices")
+        async def workspace(interaction: discord.Interaction, name: str | None = None) -> None:
+            await self._on_workspace(interaction, name)
+
+    async def _sync_commands(self, client: discord.Client) -> None:
+        try:
+            await self.tree.sync()
+        except discord.HTTPException as e:  # the bot still answers messages without them
+            logger.warning("could not register the slash commands: %s", e)
+
+    async def _on_reaction(self, payload: discord.RawReactionActionEvent, *, removed: bool) -> None:
+        value = vote_of(payload.emoji)
+        if value is None or payload.user_id == self._bot_id:
+            return
+        await asyncio.to_thread(
+            self._service.rate,
+            platform="discord",
+            team_id=str(payload.guild_id or ""),
+            channel_id=str(payload.channel_id),
+            reply_message_id=str(payload.message_id),
+            user_id=str(payload.user_id),
+            value=0 if removed else value,
+            source="reaction",
+        )
+
+    async def _on_message(self, message: discord.Message) -> None:
+        incoming = incoming_from_message(message, bot_user_id=self._bot_id)
+        if incoming is None or incoming.from_bot:
+            return
+        workspace = None
+        if incoming.is_direct:
+            routed = await self._route_dm(incoming)
+            if isinstance(routed, str):
+                if await asyncio.to_thread(
+                    self._service.claim_delivery, "discord", incoming.delivery_id
+                ):
+                    await self._send_safely(message.channel.send(routed))
+                return
+            workspace = routed
+        triage = await asyncio.to_thread(self._service.triage, incoming, workspace=workspace)
+        decision, workspace = triage.decision, triage.situation.workspace
+        if decision.action is Action.IGNORE:
+            return
+        if not triage.first_delivery:
+            logger.info("duplicate delivery %s ignored", incoming.delivery_id)
+            return
+        if decision.action is Action.SETUP_NEEDED:
+            once = f"setup:{incoming.team_id or incoming.channel_id}"
+            if await asyncio.to_thread(self._service.claim_delivery, "discord", once):
+                await self._send_safely(message.reply(SETUP_MESSAGE, mention_author=False))
+            return
+        assert workspace is not None
+        await self._answer_message(message, incoming, workspace)
+
+    async def _route_dm(self, incoming: IncomingMessage) -> WorkspaceInfo | str:
+        """The DM's workspace, or the message telling the user how to get one."""
+        shared = await self._shared_servers(int(incoming.user_id))
+        route = await asyncio.to_thread(
+            self._service.route_direct_message,
+            "discord",
+            incoming.user_id,
+            shared,
+            self._public_dm_workspace,
+        )
+        if route.kind is DmRouteKind.ROUTED and route.workspace is not None:
+            return route.workspace
+        return choose_message(route)
+
+    async def _shared_servers(self, user_id: int) -> list[str]:
+        """The bot's servers that map to a workspace and have ``user_id`` as a member."""
+        guilds = {str(g.id): g for g in self.client.guilds}
+        mapped = await asyncio.to_thread(self._service.mapped_teams, "discord", list(guilds))
+        return [g for g in mapped if await self._members.is_member(guilds[g], user_id)]
+
+    # --- answering -----------------------------------------------------------------------------
+
+    async def _answer_message(
+        self, message: discord.Message, incoming: IncomingMessage, workspace: WorkspaceInfo
+    ) -> None:
+        try:
+            async with message.channel.typing():
+                history = await self._history(message, incoming)
+                answer = await self._service.answer(workspace, incoming.text, history)
+        except Exception:
+            logger.exception("answering %s failed", incoming.delivery_id)
+            apology = APOLOGY["ko" if is_korean(incoming.text) else "en"]
+            await self._send_safely(self._reply(message, incoming, apology))
+            return
+        parts = split_message(format_answer(answer, "discord"), LIMITS["discord"])
+        first = await self._reply(message, incoming, parts[0])
+        await self._record(incoming, workspace, answer, first, parts[1:], first.channel)
+
+    def _reply(self, message: discord.Message, incoming: IncomingMessage, text: str) -> Any:
+        if incoming.is_direct:
+            return message.channel.send(text)
+        return message.reply(text, mention_author=False)
+
+    async def _record(
+        self,
+        incoming: IncomingMessage,
+        workspace: WorkspaceInfo,
+        answer: Answer,
+        first: discord.Message,
+        rest: list[str],
+        channel: Any,
+    ) -> None:
+        thread_id = incoming.thread_id or incoming.message_id
+        interaction_id = await asyncio.to_thread(
+            self._service.record_reply,
+            incoming,
+            workspace,
+            answer,
+            thread_id=thread_id,
+            reply_message_id=str(first.id),
+        )
+        for part in rest:
+            sent = await channel.send(part)
+            await asyncio.to_thread(
+                self._service.remember_reply,
+                "discord",
+                incoming.team_id,
+                incoming.channel_id,
+                thread_id,
+                str(sent.id),
+                interaction_id,
+            )
+
+    async def _history(self, message: discord.Message, incoming: IncomingMessage) -> list[Turn]:
+        """The conversation so far: the DM's recent messages, the thread, or the reply chain."""
+        try:
+            if incoming.is_direct or incoming.in_thread:
+                after = None
+                if incoming.is_direct:
+                    after = message.created_at - timedelta(seconds=DM_HISTORY_WINDOW_S)
+                earlier = [
+                    m
+                    async for m in message.channel.history(
+                        limit=HISTORY_MESSAGES, before=message, after=after, oldest_first=False
+                    )
+                ]
+                earlier.reverse()
+            else:
+                earlier = await self._reply_chain(message)
+        except discord.HTTPException as e:
+            logger.warning("could not read the conversation history: %s", e)
+            return []
+        return history_turns(earlier, bot_user_id=self._bot_id)
+
+    async def _reply_chain(self, message: discord.Message) -> list[discord.Message]:
+        chain: list[discord.Message] = []
+        current = message
+        while current.reference and len(chain) < REPLY_CHAIN_DEPTH:
+            parent = current.reference.resolved
+            if not isinstance(parent, discord.Message):
+                if current.reference.message_id is None:
+                    break
+                parent = await current.channel.fetch_message(current.reference.message_id)
+            chain.append(parent)
+            current = parent
+        chain.reverse()
+        return chain
+
+    @staticmethod
+    async def _send_safely(sending: Any) -> None:
+        try:
+            await sending
+        except discord.HTTPException as e:
+            logger.error("could not send to Discord: %s", e)
+
+    # --- slash commands ------------------------------------------------------------------------
+
+    async def _on_ask(self, interaction: discord.Interaction, question: str, private: bool) -> None:
+        try:
+            await interaction.response.defer(ephemeral=private, thinking=True)
+        except discord.HTTPException as e:  # expired, or answered before a reconnect
+            logger.warning("/ask %s could not be acknowledged: %s", interaction.id, e)
+            return
+        incoming = IncomingMessage(
+            platform="discord",
+            delivery_id=f"interaction:{interaction.id}",
+            team_id=str(interaction.guild_id or ""),
+            channel_id=str(interaction.channel_id or ""),
+            message_id=str(interaction.id),
+            user_id=str(interaction.user.id),
+            text=question,
+            thread_id=f"interaction:{interaction.id}",
+            is_direct=interaction.guild_id is None,
+            mentions_bot=True,
+        )
+        workspace = None
+        if incoming.is_direct:
+            routed = await self._route_dm(incoming)
+            if isinstance(routed, str):
+                await interaction.followup.send(routed, ephemeral=True)
+                return
+            workspace = routed
+        triage = await asyncio.to_thread(self._service.triage, incoming, workspace=workspace)
+        if not triage.first_delivery:
+            return
+        if triage.decision.action is not Action.ANSWER or triage.situation.workspace is None:
+            await interaction.followup.send(SETUP_MESSAGE, ephemeral=True)
+            return
+        try:
+            answer = await self._service.answer(triage.situation.workspace, question, [])
+        except Exception:
+            logger.exception("answering /ask %s failed", interaction.id)
+            apology = APOLOGY["ko" if is_korean(question) else "en"]
+            await interaction.followup.send(apology, ephemeral=private)
+            return
+        parts = split_message(format_answer(answer, "discord"), LIMITS["discord"])
+        first = await interaction.followup.send(parts[0], ephemeral=private, wait=True)
+        for part in parts[1:]:
+            await interaction.followup.send(part, ephemeral=private)
+        if not private:  # an ephemeral answer takes no reactions
+            await asyncio.to_thread(
+                self._service.record_reply,
+                incoming,
+                triage.situation.workspace,
+                answer,
+                thread_id=incoming.thread_id or "",
+                reply_message_id=str(first.id),
+            )
+
+    async def _on_workspace(self, interaction: discord.Interaction, name: str | None) -> None:
+        user_id = str(interaction.user.id)
+        shared = await self._shared_servers(interaction.user.id)
+        names = await asyncio.to_thread(self._service.workspaces_of_teams, "discord", shared)
+        current = await asyncio.to_thread(self._service.direct_message_choice, "discord", user_id)
+        if not names:
+            text = choose_message(
+                await asyncio.to_thread(
+                    self._service.route_direct_message, "discord", user_id, [], None
+                )
+            )
+        elif name is None:
+            listed = ", ".join(f"`{n}`" for n in names)
+            chosen = f" Your DMs go to `{current}`." if current in names else ""
+            text = f"Workspaces you can use: {listed}.{chosen} Choose with `/workspace name`."
+        elif name not in names:
+            text = f"`{name}` is not the workspace of a server we share; choose one of: " + (
+                ", ".join(f"`{n}`" for n in names)
+            )
+        else:
+            await asyncio.to_thread(
+                self._service.choose_direct_message_workspace, "discord", user_id, name
+            )
+            text = f"Done: your DMs are now answered from `{name}`."
+        await interaction.response.send_message(text, ephemeral=True)
