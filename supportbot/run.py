@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import discord
 from aiohttp import ClientSession, web
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 
+from bot.discord import DiscordBot
 from bot.slack.app import SlackBot, slack_web_client
 from bot.slack.installations import (
     DEFAULT_STATE_EXPIRATION_S,
@@ -118,19 +120,77 @@ def _build_oauth_slack_bot(
     )
 
 
-async def run_bots(application: App, *, slack_http: bool, host: str, port: int) -> None:
+def build_discord_bot(application: App) -> DiscordBot:
+    """The Discord bot; Message Content only when some channel answers every question."""
     s = application.settings
-    if s.slack_bot_token is None and not (s.slack_client_id or s.slack_client_secret):
+    service = application.conversations
+    if s.discord_message_content == "auto":
+        message_content = service.any_channel_answering_all("discord")
+    else:
+        message_content = s.discord_message_content == "on"
+    if s.discord_dm_workspace:
+        application.registry.get(s.discord_dm_workspace)  # unknown: fail now, clearly
+    return DiscordBot(
+        service,
+        api_url=s.discord_api_url,
+        public_dm_workspace=s.discord_dm_workspace,
+        message_content=message_content,
+    )
+
+
+async def run_bots(application: App, *, slack_http: bool, host: str, port: int) -> None:
+    """Run every bot whose tokens are set, until interrupted or one of them fails."""
+    s = application.settings
+    slack_on = bool(s.slack_bot_token or s.slack_client_id or s.slack_client_secret)
+    discord_on = s.discord_bot_token is not None
+    if not (slack_on or discord_on):
         raise RunError(
             "no bot token is set: set SLACK_BOT_TOKEN (and SLACK_APP_TOKEN for Socket Mode), "
-            "or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install in many workspaces; "
-            "see the README's Slack section"
+            "or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET to install in many workspaces, "
+            "and/or DISCORD_BOT_TOKEN; see the README's Slack and Discord sections"
         )
     # Touch the store and the model now, so a broken setup fails at start, not at the first
     # question.
     application.knowledge  # noqa: B018
-    bot = build_slack_bot(application, http=slack_http)
-    if slack_http:
+    try:
+        async with ClientSession() as session, asyncio.TaskGroup() as bots:
+            if slack_on:
+                slack = build_slack_bot(application, http=slack_http, session=session)
+                bots.create_task(
+                    _run_slack(application, slack, http=slack_http, host=host, port=port)
+                )
+            if discord_on:
+                bots.create_task(_run_discord(application, build_discord_bot(application)))
+    except BaseExceptionGroup as group:  # one bot failed to start: say which setting, plainly
+        refusals = [e for e in group.exceptions if isinstance(e, RunError)]
+        if refusals:
+            raise refusals[0] from None
+        raise
+
+
+async def _run_discord(application: App, bot: DiscordBot) -> None:
+    token = application.settings.discord_bot_token
+    assert token is not None
+    logger.warning("connecting to Discord at %s", application.settings.discord_api_url)
+    try:
+        await bot.start(token.get_secret_value())
+    except discord.LoginFailure as e:
+        raise RunError(
+            "DISCORD_BOT_TOKEN was refused by Discord: copy a fresh token from the Developer "
+            "Portal (Bot > Reset Token)"
+        ) from e
+    except discord.PrivilegedIntentsRequired as e:
+        raise RunError(
+            "Discord refused the Message Content intent: switch it on in the Developer Portal "
+            "(Bot > Privileged Gateway Intents), or set DISCORD_MESSAGE_CONTENT=off"
+        ) from e
+    finally:
+        await bot.close()
+
+
+async def _run_slack(application: App, bot: SlackBot, *, http: bool, host: str, port: int) -> None:
+    s = application.settings
+    if http:
         runner = web.AppRunner(bot.app.web_app(path="/slack/events", port=port))
         await runner.setup()
         await web.TCPSite(runner, host=host, port=port).start()
@@ -145,4 +205,7 @@ async def run_bots(application: App, *, slack_http: bool, host: str, port: int) 
         assert s.slack_app_token is not None
         handler = bot.socket_mode_handler(s.slack_app_token.get_secret_value())
         logger.warning("connecting to Slack over Socket Mode")
-        await handler.start_async()
+        try:
+            await handler.start_async()
+        finally:
+            await handler.close_async()
