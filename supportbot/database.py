@@ -8,11 +8,13 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
+
+from supportbot.migrations import upgrade
 
 
 def make_engine(url: str) -> Engine:
-    """Create the engine and the tables of every package that registered models.
+    """Create the engine, migrating the database to the newest schema first.
 
     SQLite gets WAL and a busy timeout because the bot, an ingest run and a search may all be
     separate processes writing the same file.
@@ -38,11 +40,7 @@ def make_engine(url: str) -> Engine:
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
 
-    # Importing the model modules registers their tables on SQLModel.metadata.
-    import bot.models
-    import bot.slack.models  # noqa: F401
-    import feedback.models  # noqa: F401
-    import retrieval.workspaces  # noqa: F401
-
-    SQLModel.metadata.create_all(engine)
+    # The schema comes from the migrations (supportbot/migrations), never from create_all:
+    # a database made by an older version must be upgraded, not half-created.
+    upgrade(engine)
     return engine

@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
 
 from retrieval.embeddings import LocalE5Embeddings
 from retrieval.weaviate_server import EmbeddedWeaviate
@@ -148,8 +147,17 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
                 "SUPPORTBOT_TEST_POSTGRES_URL is not set on CI: run the suite via ./dev test"
             )
         pytest.skip("no PostgreSQL (set SUPPORTBOT_TEST_POSTGRES_URL or run ./dev test)")
-    SQLModel.metadata.drop_all(create_engine(url))
+    reset_postgres(url)
     postgres = make_engine(url)
     yield postgres
-    SQLModel.metadata.drop_all(postgres)
     postgres.dispose()
+    reset_postgres(url)
+
+
+def reset_postgres(url: str) -> None:
+    """An empty database: every table gone, migration history included."""
+    cleaner = create_engine(url)
+    with cleaner.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    cleaner.dispose()
