@@ -22,7 +22,7 @@ from bot.decide import Action, ChannelMode, Decision, decide
 from bot.message import IncomingMessage
 from bot.models import BotReply, DirectMessageChoice, ProcessedDelivery
 from bot.routing import DmRoute, route_direct_message
-from feedback.store import AnswerRecord, FeedbackSink, retrieved_snapshot
+from feedback.store import FeedbackSink, answer_record
 from retrieval.chain import Answer, AnswerChain, Turn
 from retrieval.errors import RetrievalError
 from retrieval.knowledge import KnowledgeBase
@@ -274,20 +274,15 @@ class ConversationService:
     ) -> int:
         """Store the answer as an interaction and remember where it was posted."""
         interaction_id = self._feedback.record_answer(
-            AnswerRecord(
+            answer_record(
+                answer,
                 workspace=workspace.name,
                 platform=message.platform,
                 question=message.text,
-                standalone_question=answer.standalone_question,
-                answer=answer.text,
-                mode=answer.mode,
-                retrieved=retrieved_snapshot(answer.retrieved),
                 user_id=f"{message.platform}:{message.team_id}:{message.user_id}",
                 channel_id=message.channel_id,
                 thread_id=thread_id,
                 message_id=message.message_id,
-                model=answer.model,
-                latency_ms=answer.latency_ms,
             )
         )
         self.remember_reply(

@@ -2,28 +2,45 @@
 
 Bots and the terminal chat talk to the :class:`FeedbackSink` protocol only, so the storage can
 grow (rating history, exports) without touching them.
+
+Rating rules (README "Feedback and fine-tuning data"):
+
+- each user has one current rating per answer (+1 or -1); 0 removes it;
+- every event that changes a rating, or that carries an event id or time, is appended to the
+  history (``rating_event``); a repeated event id is recognised and makes no second row;
+- an event older than the last one applied for that user and answer (by ``event_at``, the
+  time the user acted, when the platform gives it) arrives out of order: it is kept in the
+  history, flagged stale, and changes nothing. Events with equal times apply in arrival order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
 from feedback.errors import FeedbackError
-from feedback.models import Interaction, Rating
+from feedback.models import Interaction, Rating, RatingEvent
+from retrieval.chain import Answer, Source
 from retrieval.store import SearchResult
+
+# Concurrent writers that collide on a unique constraint retry this often before giving up.
+_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
 class AnswerRecord:
-    """An answer as it was given, with what was retrieved for it."""
+    """An answer as it was given, with what was retrieved for it and the prompt it came from."""
 
     workspace: str
     platform: str
@@ -38,6 +55,9 @@ class AnswerRecord:
     message_id: str = ""
     model: str = ""
     latency_ms: int = 0
+    sources: list[dict[str, object]] = field(default_factory=list)
+    prompt_messages: list[dict[str, str]] = field(default_factory=list)
+    found: bool = True
 
 
 def retrieved_snapshot(results: Sequence[SearchResult]) -> list[dict[str, object]]:
@@ -46,6 +66,10 @@ def retrieved_snapshot(results: Sequence[SearchResult]) -> list[dict[str, object
         {
             "chunk_id": r.chunk_id,
             "doc_id": r.doc_id,
+            "source": r.source,
+            "title": r.title,
+            "heading": r.heading,
+            "url": r.url,
             "text": r.text,
             "score": r.score,
             "similarity": r.similarity,
@@ -54,10 +78,65 @@ def retrieved_snapshot(results: Sequence[SearchResult]) -> list[dict[str, object
     ]
 
 
+def sources_snapshot(sources: Sequence[Source]) -> list[dict[str, object]]:
+    return [
+        {"n": s.n, "doc_id": s.doc_id, "source": s.source, "title": s.title, "url": s.url}
+        for s in sources
+    ]
+
+
+def answer_record(
+    answer: Answer,
+    *,
+    workspace: str,
+    platform: str,
+    question: str,
+    user_id: str = "",
+    channel_id: str = "",
+    thread_id: str = "",
+    message_id: str = "",
+) -> AnswerRecord:
+    """The record of ``answer``: one place that decides what of an answer is kept."""
+    return AnswerRecord(
+        workspace=workspace,
+        platform=platform,
+        question=question,
+        standalone_question=answer.standalone_question,
+        answer=answer.text,
+        mode=answer.mode,
+        retrieved=retrieved_snapshot(answer.retrieved),
+        user_id=user_id,
+        channel_id=channel_id,
+        thread_id=thread_id,
+        message_id=message_id,
+        model=answer.model,
+        latency_ms=answer.latency_ms,
+        sources=sources_snapshot(answer.sources),
+        prompt_messages=list(answer.prompt_messages),
+        found=answer.found,
+    )
+
+
+class RateOutcome(StrEnum):
+    APPLIED = "applied"  # the user's current rating changed
+    UNCHANGED = "unchanged"  # it already had this value
+    STALE = "stale"  # older than the last applied event: kept in the history only
+    DUPLICATE = "duplicate"  # this event id was recorded before
+
+
 class FeedbackSink(Protocol):
     def record_answer(self, record: AnswerRecord) -> int: ...
 
-    def rate(self, interaction_id: int, *, user_id: str, value: int, source: str) -> None: ...
+    def rate(
+        self,
+        interaction_id: int,
+        *,
+        user_id: str,
+        value: int,
+        source: str,
+        event_id: str | None = None,
+        event_at: datetime | None = None,
+    ) -> RateOutcome: ...
 
 
 class SqlFeedbackStore:
@@ -73,72 +152,201 @@ class SqlFeedbackStore:
         self._engine = engine
         self._key = user_hash_key
         self._clock = clock or (lambda: datetime.now(UTC))
+        # SQLite has one writer at a time anyway, and an in-memory database is one connection
+        # shared by every thread: transactions must not interleave on it.
+        self._sqlite_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
 
-    def _hash(self, user_id: str) -> str:
+    def _writing(self) -> AbstractContextManager[object]:
+        return self._sqlite_lock if self._sqlite_lock is not None else nullcontext()
+
+    def user_hash(self, user_id: str) -> str:
         if not user_id:
             return ""
         return hmac.new(self._key, user_id.encode(), hashlib.sha256).hexdigest()
 
     def record_answer(self, record: AnswerRecord) -> int:
-        with Session(self._engine) as session:
-            row = Interaction(
-                workspace=record.workspace,
-                platform=record.platform,
-                channel_id=record.channel_id,
-                thread_id=record.thread_id,
-                message_id=record.message_id,
-                user_hash=self._hash(record.user_id),
-                question=record.question,
-                standalone_question=record.standalone_question,
-                retrieved=record.retrieved,
-                answer=record.answer,
-                mode=record.mode,
-                model=record.model,
-                latency_ms=record.latency_ms,
-                created_at=self._clock(),
-            )
+        """Store the answer; the same platform message recorded again returns the first id."""
+        row = Interaction(
+            workspace=record.workspace,
+            platform=record.platform,
+            channel_id=record.channel_id,
+            thread_id=record.thread_id,
+            message_id=record.message_id,
+            user_hash=self.user_hash(record.user_id),
+            question=record.question,
+            standalone_question=record.standalone_question,
+            retrieved=record.retrieved,
+            sources=record.sources,
+            prompt_messages=record.prompt_messages,
+            answer=record.answer,
+            mode=record.mode,
+            found=record.found,
+            model=record.model,
+            latency_ms=record.latency_ms,
+            created_at=self._clock(),
+        )
+        with self._writing(), Session(self._engine) as session:
             session.add(row)
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                existing = self._recorded_id(session, record)
+                if existing is None:
+                    raise
+                return existing
             assert row.id is not None
             return row.id
 
-    def rate(self, interaction_id: int, *, user_id: str, value: int, source: str) -> None:
-        """Set this user's one current rating; 0 removes it."""
+    @staticmethod
+    def _recorded_id(session: Session, record: AnswerRecord) -> int | None:
+        if not record.message_id:
+            return None
+        return session.exec(
+            select(Interaction.id)
+            .where(Interaction.workspace == record.workspace)
+            .where(Interaction.platform == record.platform)
+            .where(Interaction.channel_id == record.channel_id)
+            .where(Interaction.message_id == record.message_id)
+        ).first()
+
+    def rate(
+        self,
+        interaction_id: int,
+        *,
+        user_id: str,
+        value: int,
+        source: str,
+        event_id: str | None = None,
+        event_at: datetime | None = None,
+    ) -> RateOutcome:
+        """Apply one rating event (see the module's rules); 0 removes the user's rating."""
         if value not in (-1, 0, 1):
             raise FeedbackError(f"a rating is +1, -1 or 0 (removed), not {value}")
-        user_hash = self._hash(user_id)
-        now = self._clock()
-        with Session(self._engine) as session:
-            if session.get(Interaction, interaction_id) is None:
-                raise FeedbackError(f"no answer with id {interaction_id} to rate")
-            current = session.exec(
-                select(Rating)
-                .where(Rating.interaction_id == interaction_id)
-                .where(Rating.user_hash == user_hash)
+        if event_at is not None and event_at.utcoffset() is None:
+            raise FeedbackError("a rating's event time must carry its time zone")
+        event = _Event(
+            interaction_id=interaction_id,
+            user_hash=self.user_hash(user_id),
+            value=value,
+            source=source,
+            event_id=event_id or None,
+            event_at=event_at,
+        )
+        for _ in range(_ATTEMPTS):
+            with self._writing(), Session(self._engine) as session:
+                outcome = self._apply(session, event)
+                try:
+                    session.commit()
+                except IntegrityError:
+                    # Another thread or replica stored this event, or this user's first
+                    # rating, at the same moment: look again with its row in place.
+                    session.rollback()
+                    continue
+                return outcome
+        raise FeedbackError(
+            f"could not store the rating of answer {interaction_id}: it kept colliding with "
+            "concurrent ratings; try again"
+        )
+
+    def _apply(self, session: Session, event: _Event) -> RateOutcome:
+        # Locking the interaction row makes ratings of one answer take turns on PostgreSQL
+        # (SQLite writers take turns anyway).
+        interaction = session.exec(
+            select(Interaction.id).where(Interaction.id == event.interaction_id).with_for_update()
+        ).first()
+        if interaction is None:
+            raise FeedbackError(f"no answer with id {event.interaction_id} to rate")
+        if event.event_id is not None and (
+            session.exec(
+                select(RatingEvent.id)
+                .where(RatingEvent.interaction_id == event.interaction_id)
+                .where(RatingEvent.event_id == event.event_id)
             ).first()
-            if value == 0:
-                if current is not None:
-                    session.delete(current)
-            elif current is None:
-                session.add(
-                    Rating(
-                        interaction_id=interaction_id,
-                        user_hash=user_hash,
-                        value=value,
-                        source=source,
-                        created_at=now,
-                        updated_at=now,
-                    )
+            is not None
+        ):
+            return RateOutcome.DUPLICATE
+        now = self._clock()
+        event_at = event.event_at or now
+        current = session.exec(
+            select(Rating)
+            .where(Rating.interaction_id == event.interaction_id)
+            .where(Rating.user_hash == event.user_hash)
+        ).first()
+        old = current.value if current is not None else 0
+        last_applied = session.exec(
+            select(RatingEvent.event_at)
+            .where(RatingEvent.interaction_id == event.interaction_id)
+            .where(RatingEvent.user_hash == event.user_hash)
+            .where(col(RatingEvent.stale).is_(False))
+            .order_by(col(RatingEvent.event_at).desc())
+            .limit(1)
+        ).first()
+        stale = last_applied is not None and event_at < last_applied
+        if not stale and event.value == old and event.event_id is None and event.event_at is None:
+            return RateOutcome.UNCHANGED  # a plain repeat: nothing to remember
+        session.add(
+            RatingEvent(
+                interaction_id=event.interaction_id,
+                user_hash=event.user_hash,
+                old_value=old,
+                new_value=event.value,
+                source=event.source,
+                event_id=event.event_id,
+                event_at=event_at,
+                recorded_at=now,
+                stale=stale,
+            )
+        )
+        if stale:
+            return RateOutcome.STALE
+        if event.value == old:
+            return RateOutcome.UNCHANGED
+        if event.value == 0:
+            assert current is not None
+            session.delete(current)
+        elif current is None:
+            session.add(
+                Rating(
+                    interaction_id=event.interaction_id,
+                    user_hash=event.user_hash,
+                    value=event.value,
+                    source=event.source,
+                    created_at=now,
+                    updated_at=now,
                 )
-            else:
-                current.value = value
-                current.source = source
-                current.updated_at = now
-                session.add(current)
-            session.commit()
+            )
+        else:
+            current.value = event.value
+            current.source = event.source
+            current.updated_at = now
+            session.add(current)
+        return RateOutcome.APPLIED
 
     def ratings(self, interaction_id: int) -> list[int]:
+        """The current ratings of one answer, one per user who rated it."""
         with Session(self._engine) as session:
             return list(
                 session.exec(select(Rating.value).where(Rating.interaction_id == interaction_id))
             )
+
+    def history(self, interaction_id: int) -> list[RatingEvent]:
+        """Every rating event of one answer, in the order received."""
+        with Session(self._engine) as session:
+            return list(
+                session.exec(
+                    select(RatingEvent)
+                    .where(RatingEvent.interaction_id == interaction_id)
+                    .order_by(col(RatingEvent.id))
+                )
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    interaction_id: int
+    user_hash: str
+    value: int
+    source: str
+    event_id: str | None
+    event_at: datetime | None

@@ -64,6 +64,9 @@ class Answer:
     found: bool = True
     model: str = ""
     latency_ms: int = 0
+    # The messages sent to the chat model, as OpenAI-style role/content dicts (none when
+    # no model was asked): kept with the answer as the prompt of fine-tuning data.
+    prompt_messages: list[dict[str, str]] = field(default_factory=list)
 
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
@@ -129,13 +132,12 @@ class AnswerChain:
         if isinstance(plan, Answer):
             return plan
         assert self._chat is not None
+        prompt = ANSWER_PROMPT.format_messages(**self._answer_inputs(question, messages, plan))
         try:
-            text = await (ANSWER_PROMPT | self._chat | StrOutputParser()).ainvoke(
-                self._answer_inputs(question, messages, plan)
-            )
+            text = await (self._chat | StrOutputParser()).ainvoke(prompt)
         except Exception as e:
             raise _llm_error(e) from e
-        return self._llm_answer(text, plan, standalone, retrieved, started)
+        return self._llm_answer(text, plan, standalone, retrieved, started, prompt)
 
     def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Yield the answer text in pieces as the model writes it, then the :class:`Answer`."""
@@ -150,14 +152,14 @@ class AnswerChain:
             return
         assert self._chat is not None
         pieces: list[str] = []
-        chain = ANSWER_PROMPT | self._chat | StrOutputParser()
+        prompt = ANSWER_PROMPT.format_messages(**self._answer_inputs(question, messages, plan))
         try:
-            for piece in chain.stream(self._answer_inputs(question, messages, plan)):
+            for piece in (self._chat | StrOutputParser()).stream(prompt):
                 pieces.append(piece)
                 yield piece
         except Exception as e:
             raise _llm_error(e) from e
-        yield self._llm_answer("".join(pieces), plan, standalone, retrieved, started)
+        yield self._llm_answer("".join(pieces), plan, standalone, retrieved, started, prompt)
 
     def _plan(
         self, question: str, standalone: str, retrieved: list[SearchResult], started: float
@@ -184,12 +186,12 @@ class AnswerChain:
 
     def _llm_answer(
         self, text: str, relevant: list[SearchResult], standalone: str,
-        retrieved: list[SearchResult], started: float,
+        retrieved: list[SearchResult], started: float, prompt: Sequence[BaseMessage],
     ) -> Answer:  # fmt: skip
         text = text.strip()
         return Answer(
             text, _cited_sources(text, relevant), "llm", standalone, retrieved, True,
-            self._model_name, self._elapsed_ms(started),
+            self._model_name, self._elapsed_ms(started), _role_content(prompt),
         )  # fmt: skip
 
     def _standalone(self, question: str, history: list[BaseMessage]) -> str:
@@ -211,6 +213,13 @@ def _to_messages(history: Sequence[Turn]) -> list[BaseMessage]:
     return [
         HumanMessage(turn.text) if turn.role == "user" else AIMessage(turn.text) for turn in history
     ]
+
+
+_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+
+
+def _role_content(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    return [{"role": _ROLES.get(m.type, m.type), "content": m.text} for m in messages]
 
 
 def _source(n: int, result: SearchResult) -> Source:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from feedback.store import AnswerRecord, retrieved_snapshot
+from feedback.store import answer_record
 from retrieval.chain import Answer, AnswerChain, Turn, group_by_document
 from retrieval.errors import RetrievalError
 from supportbot.app import App
@@ -52,17 +52,8 @@ def run_chat(
             continue
         history += [Turn("user", question), Turn("assistant", answer.text)]
         interaction_id = feedback.record_answer(
-            AnswerRecord(
-                workspace=workspace,
-                platform="terminal",
-                question=question,
-                standalone_question=answer.standalone_question,
-                answer=answer.text,
-                mode=answer.mode,
-                retrieved=retrieved_snapshot(answer.retrieved),
-                user_id=user,
-                model=answer.model,
-                latency_ms=answer.latency_ms,
+            answer_record(
+                answer, workspace=workspace, platform="terminal", question=question, user_id=user
             )
         )
         try:

@@ -18,7 +18,11 @@ from typing import Annotated, Any
 try:  # typer >= 0.2x vendors click; older versions depend on it
     from typer._click.exceptions import ClickException, UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException, UsageError  # type: ignore[no-redef]
+    # click may be installed besides (a dependency of other tools): mypy then sees two types.
+    from click.exceptions import (  # type: ignore[no-redef,assignment,unused-ignore]
+        ClickException,
+        UsageError,
+    )
 
 import typer
 from pydantic import ValidationError

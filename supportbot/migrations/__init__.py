@@ -22,6 +22,7 @@ from alembic.script import ScriptDirectory
 from filelock import FileLock
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection, Engine
+from sqlmodel import SQLModel
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +35,9 @@ _PG_LOCK_ID = 0x5B07_F33D_0001
 def target_metadata() -> MetaData:
     """Every table model of the project, registered by importing its module."""
     import bot.models
-    import bot.slack.models
-    import feedback.models
+    import bot.slack.models  # noqa: F401
+    import feedback.models  # noqa: F401
     import retrieval.workspaces  # noqa: F401
-    from sqlmodel import SQLModel
 
     return SQLModel.metadata
 

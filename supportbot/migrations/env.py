@@ -8,9 +8,10 @@ connects to ``sqlalchemy.url`` from the config.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import engine_from_config, pool
 from sqlalchemy.engine import Connection
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
@@ -20,7 +21,7 @@ from supportbot.migrations import target_metadata
 config = context.config
 
 
-def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def _render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Write sqlmodel's own types as the plain SQLAlchemy types they store as.
 
     Revisions then import no sqlmodel, and stay valid whatever sqlmodel's types become.

@@ -24,7 +24,7 @@ _TIME = sa.DateTime(timezone=True)
 
 
 def _create(
-    name: str, *items: sa.SchemaItem, indexes: Sequence[tuple[str, list[str], bool]] = ()
+    name: str, *items: sa.schema.SchemaItem, indexes: Sequence[tuple[str, list[str], bool]] = ()
 ) -> None:
     """Create a table and its indexes unless a database made before migrations has it."""
     if sa.inspect(op.get_bind()).has_table(name):
