@@ -152,6 +152,13 @@ class Settings(BaseSettings):
     )
     max_file_mb: float = Field(default=20.0, validation_alias=AliasChoices("MAX_FILE_MB"))
 
+    # --- feedback ------------------------------------------------------------------------------
+    # Query-embedding cosine at which two questions count as the same one for DPO pairs and for
+    # keeping near-duplicates in one split (README "Feedback and fine-tuning data").
+    feedback_dpo_similarity: float = Field(
+        default=0.95, gt=0.0, le=1.0, validation_alias=AliasChoices("FEEDBACK_DPO_SIMILARITY")
+    )
+
     @field_validator("hybrid_alpha", "min_relevance")
     @classmethod
     def _unit_interval(cls, value: float) -> float:
