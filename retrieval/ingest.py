@@ -108,6 +108,31 @@ class Ingestor:
         self._flush(pending, tenant=tenant, origin=origin, report=report)
         return report
 
+    def upsert(self, docs: Sequence[SourceDocument], *, tenant: str, origin: str) -> IngestReport:
+        """Ingest a batch of documents, comparing them with their own stored chunks only.
+
+        :meth:`ingest` reads the whole tenant's inventory first, right for a folder or an
+        export; a sync writes a few changed documents among thousands, batch after batch.
+        A document that cannot be chunked raises, so the caller decides what a failure means.
+        """
+        report = IngestReport()
+        if not docs:
+            return report
+        stored = self._store.chunk_ids_by_document([d.doc_id for d in docs], tenant=tenant)
+        pending: list[_Pending] = []
+        for doc in docs:
+            report.documents += 1
+            wanted = {chunk_uuid(c): c for c in self._chunker.split(doc)}
+            existing = stored.get(doc.doc_id, frozenset())
+            if set(wanted) == existing:
+                report.unchanged += 1
+                continue
+            report.changed += 1
+            new_chunks = [c for cid, c in wanted.items() if cid not in existing]
+            pending.append(_Pending(doc, new_chunks, set(existing) - set(wanted)))
+        self._flush(pending, tenant=tenant, origin=origin, report=report)
+        return report
+
     def prune(
         self, keep: Callable[[str], bool], *, tenant: str, origin: str, report: IngestReport
     ) -> None:

@@ -180,6 +180,26 @@ class KnowledgeBase:
             load_jsonl(path), tenant=tenant, origin=JSONL_ORIGIN, on_item=on_item
         )
 
+    def upsert_documents(
+        self, name: str, docs: Sequence[SourceDocument], *, origin: str
+    ) -> IngestReport:
+        """Write new and changed documents of a synced source (unchanged ones cost no embedding)."""
+        tenant = self.workspace(name).tenant
+        return self._ingestor.upsert(docs, tenant=tenant, origin=origin)
+
+    def delete_documents(self, name: str, doc_ids: Sequence[str]) -> int:
+        """Remove documents a source deleted; returns the number of chunks removed."""
+        tenant = self._registry.get(name).tenant
+        return self._store.delete_documents(doc_ids, tenant=tenant)
+
+    def delete_origin(self, name: str, origin: str) -> int:
+        """Remove everything one origin (a synced source) wrote to the workspace."""
+        return self._store.delete_origin(origin, tenant=self._registry.get(name).tenant)
+
+    def origin_chunk_count(self, name: str, origin: str) -> int:
+        """Chunks one origin (a synced source) has in the workspace."""
+        return self._store.count(tenant=self._registry.get(name).tenant, origin=origin)
+
     def reindex(self, name: str, *, on_item: ItemCallback | None = None) -> int:
         """Re-embed every chunk of the workspace with the configured model."""
         info = self._registry.get(name)

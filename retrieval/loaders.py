@@ -27,7 +27,14 @@ from retrieval.chunking import split_markdown_sections
 from retrieval.documents import SourceDocument
 from retrieval.errors import BadDocumentError
 
-__all__ = ["SUPPORTED_SUFFIXES", "iter_files", "load_file", "load_jsonl"]
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "clean_text",
+    "html_main_text",
+    "iter_files",
+    "load_file",
+    "load_jsonl",
+]
 
 _MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 _TEXT_SUFFIXES = frozenset({".txt", ".text", ".rst"})
@@ -280,6 +287,28 @@ def _pdf_to_text(path: Path, data: bytes) -> tuple[str, str]:
         ) from e
     text = "\n\n".join(_clean_text(page).strip() for page in pages if page.strip())
     return (" ".join(title.split()) if isinstance(title, str) else ""), text
+
+
+def html_main_text(html: str) -> tuple[str, str]:
+    """The title and main content of a web page, as the Markdown-like text files get.
+
+    A page's ``<main>`` or ``<article>`` (or ``role="main"``) is its content when it has one;
+    the menus, sidebars and footers around it would otherwise repeat on every page.
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    title = ""
+    for tag in (soup.find("title"), soup.find("h1")):
+        if tag is not None and not title:
+            title = " ".join(tag.get_text(" ").split())
+    main = soup.find("main") or soup.find("article") or soup.select_one('[role="main"]')
+    writer = _MarkdownWriter()
+    writer.walk(main if isinstance(main, Tag) else soup)
+    return title, _clean_text(writer.text())
+
+
+def clean_text(text: str) -> str:
+    """Text normalised as files are (line endings; NFC: one code point per Hangul syllable)."""
+    return _clean_text(text)
 
 
 def _html_to_markdown(html: str) -> tuple[str, str]:

@@ -209,6 +209,30 @@ class KnowledgeStore:
             deleted += result.successful
         return deleted
 
+    def delete_documents(self, doc_ids: Iterable[str], *, tenant: str) -> int:
+        """Remove every chunk of the given documents (a source deleted them); returns chunks."""
+        ids = list(doc_ids)
+        deleted = 0
+        for start in range(0, len(ids), 200):
+            try:
+                result = self._tenant(tenant).data.delete_many(
+                    where=Filter.by_property("doc_id").contains_any(ids[start : start + 200])
+                )
+            except WeaviateBaseError as e:
+                raise self._translate(e, tenant) from e
+            deleted += result.successful
+        return deleted
+
+    def delete_origin(self, origin: str, *, tenant: str) -> int:
+        """Remove every chunk one origin wrote (a removed source); returns chunks."""
+        try:
+            result = self._tenant(tenant).data.delete_many(
+                where=Filter.by_property("origin").equal(origin)
+            )
+        except WeaviateBaseError as e:
+            raise self._translate(e, tenant) from e
+        return int(result.successful)
+
     # --- reads -------------------------------------------------------------------------------
 
     def documents(self, *, tenant: str) -> dict[str, DocumentSummary]:
@@ -263,8 +287,33 @@ class KnowledgeStore:
         )
         return {str(obj.uuid) for obj in response.objects}
 
-    def count(self, *, tenant: str) -> int:
-        return int(self._tenant(tenant).aggregate.over_all(total_count=True).total_count or 0)
+    def chunk_ids_by_document(
+        self, doc_ids: Iterable[str], *, tenant: str
+    ) -> dict[str, frozenset[str]]:
+        """The chunk ids of just these documents (an incremental sync touches a few of many)."""
+        ids = list(dict.fromkeys(doc_ids))
+        found: dict[str, set[str]] = {}
+        for start in range(0, len(ids), 100):
+            try:
+                response = self._tenant(tenant).query.fetch_objects(
+                    filters=Filter.by_property("doc_id").contains_any(ids[start : start + 100]),
+                    return_properties=["doc_id"],
+                    limit=10_000,
+                )
+            except WeaviateBaseError as e:
+                raise self._translate(e, tenant) from e
+            for obj in response.objects:
+                found.setdefault(str(obj.properties["doc_id"]), set()).add(str(obj.uuid))
+        return {doc_id: frozenset(chunk_ids) for doc_id, chunk_ids in found.items()}
+
+    def count(self, *, tenant: str, origin: str | None = None) -> int:
+        """Chunks in the tenant, or only those written by one origin (e.g. one synced source)."""
+        filters = Filter.by_property("origin").equal(origin) if origin is not None else None
+        try:
+            result = self._tenant(tenant).aggregate.over_all(total_count=True, filters=filters)
+        except WeaviateBaseError as e:
+            raise self._translate(e, tenant) from e
+        return int(result.total_count or 0)
 
     def search(
         self,

@@ -11,6 +11,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import weaviate
@@ -31,6 +32,10 @@ from retrieval.weaviate_server import EmbeddedWeaviate
 from retrieval.workspaces import WorkspaceRegistry
 from supportbot.database import make_engine
 from supportbot.settings import WEAVIATE_VERSION, Settings
+
+if TYPE_CHECKING:
+    from sync.engine import SyncEngine
+    from sync.sources import SourceRepository
 
 
 class App:
@@ -192,6 +197,43 @@ class App:
     @cached_property
     def feedback(self) -> SqlFeedbackStore:
         return SqlFeedbackStore(self.engine, user_hash_key=self.secret_key())
+
+    @cached_property
+    def sync_sources(self) -> SourceRepository:
+        """Knowledge sources (web, Slack, ...) and their sync state; credentials encrypted."""
+        from sync.credentials import CredentialCipher
+        from sync.sources import SourceRepository
+
+        sources = SourceRepository(self.engine, cipher=CredentialCipher(self.secret_key()))
+        sources.ensure_tables()  # TEMPORARY until the sync migration lands
+        return sources
+
+    @cached_property
+    def sync_engine(self) -> SyncEngine:
+        """Syncs sources into their workspace; workspace locks in Redis when REDIS_URL is set."""
+        from sync.engine import SyncEngine
+        from sync.locks import FileWorkspaceLocks, RedisWorkspaceLocks, WorkspaceLocks
+
+        s = self.settings
+        locks: WorkspaceLocks
+        if s.redis_url is not None:
+            from redis.asyncio import Redis
+
+            redis = Redis.from_url(s.redis_url.get_secret_value())
+            locks = RedisWorkspaceLocks(redis, ttl_s=s.sync_lock_ttl_s)
+        else:
+            locks = FileWorkspaceLocks(s.data_dir / "sync-locks")
+        return SyncEngine(self.sync_sources, self.knowledge, locks, api_urls=self.sync_api_urls)
+
+    @property
+    def sync_api_urls(self) -> dict[str, str]:
+        """Each connector's API base URL (tests point them at local simulators)."""
+        s = self.settings
+        return {
+            "slack": s.slack_api_url,
+            "discord": s.discord_api_url,
+            "notion": s.notion_api_url,
+        }
 
     def secret_key(self) -> bytes:
         """The installation's secret: from the environment, else generated once per data dir."""

@@ -40,6 +40,9 @@ from retrieval.workspaces import IdentityKind
 from supportbot.app import App
 from supportbot.chat import run_chat
 from supportbot.settings import Settings
+from supportbot.source_cli import SourceCliError, source_app
+from supportbot.source_cli import worker as source_worker
+from sync.errors import SyncError
 
 app = typer.Typer(
     help="Customer-support chatbot for Slack and Discord, answering from each workspace's own "
@@ -56,6 +59,8 @@ weaviate_app = typer.Typer(
 )
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(weaviate_app, name="weaviate")
+app.add_typer(source_app, name="source")
+app.command("worker")(source_worker)
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -501,7 +506,7 @@ def main() -> None:
     except ClickException as e:
         err.print(f"error: {e.format_message()}", markup=False, highlight=False)
         sys.exit(e.exit_code)
-    except (RetrievalError, FeedbackError, CliError) as e:
+    except (RetrievalError, FeedbackError, CliError, SyncError, SourceCliError) as e:
         err.print(f"error: {e}", markup=False, highlight=False)
         sys.exit(1)
     except ValidationError as e:

@@ -159,6 +159,25 @@ class Settings(BaseSettings):
         default=0.95, gt=0.0, le=1.0, validation_alias=AliasChoices("FEEDBACK_DPO_SIMILARITY")
     )
 
+    # --- knowledge sync (see README "Keeping knowledge fresh") ---------------------------------
+    redis_url: SecretStr | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL"))
+    sync_max_jobs: int = Field(default=4, ge=1, validation_alias=AliasChoices("SYNC_MAX_JOBS"))
+    sync_job_timeout_s: float = Field(
+        default=3600.0, gt=0, validation_alias=AliasChoices("SYNC_JOB_TIMEOUT_S")
+    )
+    sync_lock_ttl_s: float = Field(
+        default=30.0, gt=0, validation_alias=AliasChoices("SYNC_LOCK_TTL_S")
+    )
+    sync_requests_per_second: float = Field(
+        default=10.0, gt=0, validation_alias=AliasChoices("SYNC_REQUESTS_PER_SECOND")
+    )
+    sync_default_schedule: str = Field(
+        default="1h", validation_alias=AliasChoices("SYNC_DEFAULT_SCHEDULE")
+    )
+    notion_api_url: str = Field(
+        default="https://api.notion.com", validation_alias=AliasChoices("NOTION_API_URL")
+    )
+
     @field_validator("hybrid_alpha", "min_relevance")
     @classmethod
     def _unit_interval(cls, value: float) -> float:

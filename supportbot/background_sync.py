@@ -1,0 +1,60 @@
+"""Keeping knowledge fresh in the background: the scheduler and the sync jobs of a process.
+
+``supportbot run`` (next to the bots) and ``supportbot worker`` both run
+:func:`run_background_sync`. With ``REDIS_URL`` set, the process is one arq worker of the shared
+queue (any number of them, on any machines) and also schedules; without it, sync jobs run
+in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from supportbot.app import App
+
+logger = logging.getLogger(__name__)
+
+
+async def run_background_sync(application: App, *, schedule: bool = True) -> None:
+    """Schedule and run sync jobs until cancelled."""
+    from sync.engine import SyncEngine
+    from sync.locks import RedisWorkspaceLocks
+    from sync.queue import InProcessQueue, RedisQueue, SyncQueue, build_worker
+    from sync.scheduler import Scheduler
+
+    s = application.settings
+    sources = application.sync_sources
+    queue: SyncQueue
+    if s.redis_url is None:
+        queue = InProcessQueue(application.sync_engine, max_jobs=s.sync_max_jobs)
+        logger.warning("knowledge sync: in-process jobs (set REDIS_URL to share a queue)")
+        try:
+            await Scheduler(sources, queue).run()
+        finally:
+            await queue.aclose()
+        return
+    url = s.redis_url.get_secret_value()
+    knowledge = application.knowledge
+    worker = build_worker(
+        url,
+        lambda redis: SyncEngine(
+            sources,
+            knowledge,
+            RedisWorkspaceLocks(redis, ttl_s=s.sync_lock_ttl_s),
+            api_urls=application.sync_api_urls,
+        ),
+        max_jobs=s.sync_max_jobs,
+        job_timeout_s=s.sync_job_timeout_s,
+        handle_signals=False,
+    )
+    queue = await RedisQueue.connect(url)
+    logger.warning("knowledge sync: worker of the Redis queue (%d jobs at once)", s.sync_max_jobs)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(worker.async_run())
+            if schedule:
+                tasks.create_task(Scheduler(sources, queue).run())
+    finally:
+        await worker.close()
+        await queue.aclose()
