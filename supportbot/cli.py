@@ -39,6 +39,7 @@ from retrieval.store import SearchMode, SearchResult
 from retrieval.workspaces import IdentityKind
 from supportbot.app import App
 from supportbot.chat import run_chat
+from supportbot.feedback_cli import feedback_app
 from supportbot.settings import Settings
 from supportbot.source_cli import SourceCliError, source_app
 from supportbot.source_cli import worker as source_worker
@@ -59,6 +60,7 @@ weaviate_app = typer.Typer(
 )
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(weaviate_app, name="weaviate")
+app.add_typer(feedback_app, name="feedback")
 app.add_typer(source_app, name="source")
 app.command("worker")(source_worker)
 

@@ -65,17 +65,34 @@ def head() -> str:
 
 def upgrade(engine: Engine) -> None:
     """Bring the database to the newest revision; cheap when it is there already."""
-    with _migration_lock(engine), engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
-        current = MigrationContext.configure(connection).get_current_revision()
-        if current == head():
-            return
-        config = alembic_config(connection)
-        if current is None and _has_unversioned_tables(connection):
-            logger.info("adopting a database created without migrations at %s", BASELINE)
-            command.upgrade(config, BASELINE)
-        command.upgrade(config, "head")
+    with _migration_lock(engine), engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by copying it and dropping the original; with foreign keys
+            # on, that drop would cascade and delete every row referring to it (the ratings of
+            # the answers). The pragma only takes effect outside a transaction.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                _upgrade(connection)
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current == head():
+        return
+    config = alembic_config(connection)
+    if current is None and _has_unversioned_tables(connection):
+        logger.info("adopting a database created without migrations at %s", BASELINE)
+        command.upgrade(config, BASELINE)
+    command.upgrade(config, "head")
 
 
 def _has_unversioned_tables(connection: Connection) -> bool:

@@ -34,12 +34,12 @@ WHERE message_id <> '' AND id NOT IN (
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("interaction") as batch:
-        batch.add_column(sa.Column("sources", sa.JSON(), nullable=True, server_default="[]"))
-        batch.add_column(
-            sa.Column("prompt_messages", sa.JSON(), nullable=True, server_default="[]")
-        )
-        batch.add_column(sa.Column("found", sa.Boolean(), nullable=False, server_default=sa.true()))
+    # Plain ADD COLUMNs (SQLite has them): no copy of the table, whatever its size.
+    op.add_column("interaction", sa.Column("sources", sa.JSON(), server_default="[]"))
+    op.add_column("interaction", sa.Column("prompt_messages", sa.JSON(), server_default="[]"))
+    op.add_column(
+        "interaction", sa.Column("found", sa.Boolean(), nullable=False, server_default=sa.true())
+    )
     op.execute(_MARK_DUPLICATES)
     op.create_index(
         "uq_interaction_message",
