@@ -1,0 +1,124 @@
+"""``supportbot feedback`` run as the installed console script, as an operator or a script
+would: report, review, export, promote, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from feedback.store import AnswerRecord, SqlFeedbackStore
+from supportbot.database import make_engine
+from tests.test_cli import Cli, assert_one_error_line, cli_env
+
+QUESTION = "How long is the password reset link valid?"
+ANSWER = "The reset link is valid for 30 minutes [1]."
+
+
+def _plant(database: Path, workspace: str) -> dict[str, int]:
+    """Answers and ratings written through the store into the CLI's database."""
+    engine = make_engine(f"sqlite:///{database.resolve()}")
+    store = SqlFeedbackStore(engine, user_hash_key=b"test-secret", clock=lambda: datetime.now(UTC))
+
+    def record(question: str, answer: str, message: str, *, found: bool = True) -> int:
+        chunk = {"chunk_id": "c-" + message, "doc_id": "password.md", "source": "password.md",
+                 "title": "Passwords", "heading": "Reset", "url": None,
+                 "text": "The reset link expires after 30 minutes.", "similarity": 0.9}  # fmt: skip
+        source = {"n": 1, "doc_id": "password.md", "source": "password.md",
+                  "title": "Passwords", "url": None}  # fmt: skip
+        return store.record_answer(
+            AnswerRecord(
+                workspace=workspace, platform="slack", question=question,
+                standalone_question=question, answer=answer, mode="llm", retrieved=[chunk],
+                sources=[source] if found else [], found=found, channel_id="C1",
+                thread_id=message, message_id=message, user_id="U0",
+                prompt_messages=[
+                    {"role": "system", "content": "Answer from the context."},
+                    {"role": "user", "content": f"<context>\n[1] (Passwords)\n{chunk['text']}\n"
+                                                f"</context>\n\nQuestion: {question}"},
+                ],
+            )
+        )  # fmt: skip
+
+    ids = {
+        "liked": record(QUESTION, ANSWER, "m1"),
+        "disliked": record("How long does the reset link stay valid?", "It never expires.", "m2"),
+        "gap": record("Who won the world cup?", "I couldn't find that.", "m3", found=False),
+    }
+    store.rate(ids["liked"], user_id="U1", value=1, source="reaction")
+    store.rate(ids["liked"], user_id="U2", value=1, source="button")
+    store.rate(ids["disliked"], user_id="U1", value=-1, source="reaction")
+    store.rate(ids["gap"], user_id="U3", value=-1, source="terminal")
+    engine.dispose()
+    return ids
+
+
+@pytest.fixture
+def cli(weaviate_data_dir: Path, tmp_path: Path) -> Cli:
+    return Cli(cli_env(weaviate_data_dir, tmp_path / "supportbot.db"), tmp_path)
+
+
+@pytest.mark.slow
+def test_report_review_and_export_from_the_command_line(cli: Cli, tmp_path: Path, ws_name: str):
+    cli.ok("workspace", "create", ws_name)
+    ids = _plant(tmp_path / "supportbot.db", ws_name)
+
+    report = cli.json("feedback", "report", "--workspace", ws_name, "--json", "--days", "7")
+    assert (report["answers"], report["rated"], report["liked"], report["disliked"]) == (3, 3, 1, 2)
+    assert report["like_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    assert report["knowledge_gaps"][0]["question"] == "Who won the world cup?"
+    assert report["top_sources"][0]["source"] == "password.md"
+    table = cli.ok("feedback", "report", "--workspace", ws_name).stdout
+    assert "Feedback report" in table and "like rate 33%" in table and "Knowledge gaps" in table
+
+    review = cli.json("feedback", "review", "--workspace", ws_name, "--json")["answers"]
+    assert {r["interaction_id"] for r in review} == {ids["disliked"], ids["gap"]}
+    assert all(r["retrieved"][0]["text"].startswith("The reset link") for r in review)
+    shown = cli.ok("feedback", "review", "--workspace", ws_name).stdout
+    assert "similarity 0.90" in shown and "hint:" in shown
+
+    out = tmp_path / "kto"
+    done = cli.ok("feedback", "export", "-w", ws_name, "--format", "kto", "--out", str(out))
+    assert "wrote 3 kto rows" in done.stdout
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["workspace"] == ws_name and manifest["source"]["examples"] == 3
+    assert sum(info["rows"] for info in manifest["files"].values()) == 3
+
+
+@pytest.mark.slow
+def test_promote_makes_a_cited_verified_answer(cli: Cli, tmp_path: Path, ws_name: str):
+    cli.ok("workspace", "create", ws_name)
+    ids = _plant(tmp_path / "supportbot.db", ws_name)
+
+    refused = cli("feedback", "promote", str(ids["disliked"]))
+    assert "not liked" in assert_one_error_line(refused)
+    promoted = cli.ok("feedback", "promote", str(ids["liked"]))
+    assert f"answer {ids['liked']} is now a verified answer in workspace {ws_name}" in (
+        promoted.stdout
+    )
+
+    answer = cli.json("ask", "--workspace", ws_name, "--json", QUESTION)
+    assert answer["sources"][0]["title"] == "Verified answer"
+    assert "30 minutes" in answer["answer"]
+    replaced = cli.ok("feedback", "promote", str(ids["liked"]))
+    assert f"replaces the verified answer from answer {ids['liked']}" in replaced.stdout
+
+
+@pytest.mark.slow
+def test_feedback_errors_are_one_line(cli: Cli, tmp_path: Path):
+    line = assert_one_error_line(
+        cli("feedback", "export", "--workspace", "nobody", "--format", "sft", "--out", "x")
+    )
+    assert "unknown workspace 'nobody'" in line
+    assert "no answer with id 999" in assert_one_error_line(cli("feedback", "promote", "999"))
+    assert "split ratios" in assert_one_error_line(
+        cli("feedback", "export", "-w", "nobody", "-f", "sft", "-o", "x", "--split", "1/2")
+    )
+    assert "--format" in assert_one_error_line(
+        cli("feedback", "export", "-w", "nobody", "-f", "csv", "-o", "x")
+    )
+    assert "unknown workspace" in assert_one_error_line(
+        cli("feedback", "report", "--workspace", "nobody")
+    )
