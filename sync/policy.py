@@ -102,8 +102,8 @@ class RequestBudget:
                 else:
                     self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
                     self._updated = now
-                    if self._tokens >= 1:
-                        self._tokens -= 1
+                    if self._tokens >= 1 - 1e-9:  # float dust must not cause a tiny wait
+                        self._tokens = max(0.0, self._tokens - 1)
                         return waited
                     delay = (1 - self._tokens) / self.rate
                 await self._sleep(delay)
@@ -114,5 +114,5 @@ class RequestBudget:
         until = self._clock() + seconds
         if until > self._paused_until:
             self._paused_until = until
-            self._tokens = 0.0
+            self._tokens = 1.0  # one request when the pause ends, then the usual rate
             self._updated = until

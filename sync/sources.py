@@ -235,6 +235,18 @@ class SourceRepository:
     def start_run(self, source_id: int, *, full: bool, trigger: str, worker: str) -> int:
         now = self._clock()
         with Session(self._engine) as session:
+            # The caller holds the workspace lock: a run of this source still "running" is one
+            # whose process died mid-sync. This run resumes its pass.
+            session.exec(
+                update(SyncRun)
+                .where(col(SyncRun.source_id) == source_id)
+                .where(col(SyncRun.status) == SyncStatus.RUNNING.value)
+                .values(
+                    status=SyncStatus.FAILED.value,
+                    finished_at=now,
+                    error="interrupted: the process stopped mid-sync; a later run resumed it",
+                )
+            )
             run = SyncRun(
                 source_id=source_id, started_at=now, full=full, trigger=trigger, worker=worker
             )

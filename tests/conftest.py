@@ -131,6 +131,18 @@ _SETTING_VARIABLES.extend(
         "DISCORD_MESSAGE_CONTENT",
     ]
 )
+# Knowledge sync: a developer's Redis must not turn the in-process tests into queue tests.
+_SETTING_VARIABLES.extend(
+    [
+        "REDIS_URL",
+        "SYNC_MAX_JOBS",
+        "SYNC_JOB_TIMEOUT_S",
+        "SYNC_LOCK_TTL_S",
+        "SYNC_REQUESTS_PER_SECOND",
+        "SYNC_DEFAULT_SCHEDULE",
+        "NOTION_API_URL",
+    ]
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -186,7 +186,9 @@ def test_cli_exact_forms_and_a_sync_killed_mid_way(
     with Website() as site:
         for n in range(pages):
             site.set_page(*generated_page(n))
-        cli = Cli(cli_env(weaviate_data_dir, tmp_path / "cli.db"), tmp_path)
+        env = cli_env(weaviate_data_dir, tmp_path / "cli.db")
+        env.pop("REDIS_URL", None)  # the in-process queue and lock files
+        cli = Cli(env, tmp_path)
         cli.ok("workspace", "create", ws_name)
         cli.ok(
             "source", "add", "--workspace", ws_name, "--name", "docs", "--type", "web",
