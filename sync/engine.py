@@ -269,11 +269,14 @@ class SyncEngine:
         holder = {"credentials": credentials}
         budget = RequestBudget(record.requests_per_second, sleep=self._sleep)
         client: httpx.AsyncClient | None = None
+        auth = AuthState(connector.authorization(credentials))
 
         async def refresh() -> dict[str, Any]:
+            """The connector's refresh hook; new credentials are stored encrypted at once."""
             assert client is not None
             fresh = await connector.refresh_credentials(holder["credentials"], client)
             holder["credentials"] = fresh
+            auth.header = connector.authorization(fresh)
             record.credentials_encrypted = await asyncio.to_thread(
                 self._sources.save_credentials, record.id, fresh
             )
@@ -281,10 +284,9 @@ class SyncEngine:
             return fresh
 
         async def refresh_header() -> str:
-            fresh = await refresh()
-            return connector.authorization(fresh) or ""
+            return connector.authorization(await refresh()) or ""
 
-        auth = AuthState(connector.authorization(credentials), refresh_header)
+        auth.set_refresh(refresh_header)
         client = policy_client(
             budget=budget,
             policy=self._options.retry,
@@ -324,6 +326,7 @@ class _Writer:
         self.save_cursor = True
         self._docs: list[tuple[Document, str]] = []
         self._batch = CheckpointBatch()
+        self._stale: list[str] = []
         self._since_checkpoint = 0
 
     async def consume(
@@ -385,9 +388,16 @@ class _Writer:
             counts.error(item.error)
             self._batch.seen.append(item.id)  # keep what is stored until it reads again
         elif item.deleted:
-            if item.id in self._known or any(d.id == item.id for d, _ in self._docs):
+            state = self._known.get(item.id)
+            stored = state is not None and state.content_hash is not None
+            if stored:
                 counts.deleted += 1
-            self._batch.deleted.append(item.id)
+            if item.version is None:
+                self._batch.deleted.append(item.id)
+            else:  # not a document, but remember its version: not fetched again unchanged
+                self._batch.skipped.append(self._write_of(item, None))
+                if stored:
+                    self._stale.append(item.id)
         else:
             counts.documents += 1
             digest = _content_hash(item)
@@ -398,7 +408,7 @@ class _Writer:
             else:
                 self._docs.append((item, digest))
 
-    def _write_of(self, doc: Document, digest: str) -> DocWrite:
+    def _write_of(self, doc: Document, digest: str | None) -> DocWrite:
         return DocWrite(
             external_id=doc.id,
             doc_id=self._record.doc_id(doc.id),
@@ -450,8 +460,9 @@ class _Writer:
         engine, record = self._engine, self._record
         await self._write_documents()
         batch, self._batch = self._batch, CheckpointBatch()
-        if batch.deleted:
-            doc_ids = [record.doc_id(ext) for ext in batch.deleted]
+        gone, self._stale = [*batch.deleted, *self._stale], []
+        if gone:
+            doc_ids = [record.doc_id(ext) for ext in gone]
             self._counts.chunks_removed += await asyncio.to_thread(
                 engine._knowledge.delete_documents, record.workspace, doc_ids
             )

@@ -56,6 +56,9 @@ class AuthState:
         self._lock = asyncio.Lock()
         self.generation = 0
 
+    def set_refresh(self, refresh: Callable[[], Awaitable[str]]) -> None:
+        self._refresh = refresh
+
     @property
     def can_refresh(self) -> bool:
         return self._refresh is not None

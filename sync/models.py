@@ -96,6 +96,7 @@ class SyncDocument(SQLModel, table=True):
     etag: str | None = Field(default=None, sa_column=Column(Text))
     last_modified: str | None = None
     content_hash: str | None = None
+    """None for an item that is no document (e.g. a Slack thread without an answer)."""
     seen_pass: int = 0
     updated_at: datetime | None = None
     synced_at: datetime

@@ -86,9 +86,12 @@ class CheckpointBatch:
     written: list[DocWrite] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    skipped: list[DocWrite] = field(default_factory=list)
+    """Items the source has but that are no document (chatter): remembered by version only,
+    so the next sync does not fetch them again."""
 
     def __bool__(self) -> bool:
-        return bool(self.written or self.seen or self.deleted)
+        return bool(self.written or self.seen or self.deleted or self.skipped)
 
 
 class SourceRepository:
@@ -315,7 +318,7 @@ class SourceRepository:
         """Record written, seen and deleted documents and (optionally) the cursor, atomically."""
         now = self._clock()
         with Session(self._engine) as session:
-            written = {w.external_id: w for w in batch.written}
+            written = {w.external_id: w for w in [*batch.written, *batch.skipped]}
             existing = {
                 row.external_id: row
                 for chunk in _chunks(list(written), 500)
@@ -423,6 +426,7 @@ class SourceRepository:
                         select(func.count())
                         .select_from(SyncDocument)
                         .where(SyncDocument.source_id == source.id)
+                        .where(col(SyncDocument.content_hash).is_not(None))
                     ).one()
                 )
                 if chunks is not None:

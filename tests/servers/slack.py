@@ -410,6 +410,8 @@ class SlackSimulator:
         self._teams: dict[str, Workspace] = {}  # team id -> workspace (last added wins)
         self._app_tokens: dict[str, str] = {}  # app-level token -> app id
         self._revoked: set[str] = set()
+        self._expired: set[str] = set()  # rotated tokens past their expiry: token_expired
+        self._refresh_tokens: dict[str, dict[str, Any]] = {}
         self._oauth_codes: dict[str, dict[str, Any]] = {}
         self._used_codes: set[str] = set()
         self._channels: dict[str, dict[str, Any]] = {}
@@ -604,6 +606,30 @@ class SlackSimulator:
         """Revoke a bot or app token: every later call with it answers ``token_revoked``."""
         with self._lock:
             self._revoked.add(token)
+
+    def expire(self, token: str) -> None:
+        """Expire a rotating token: every later call with it answers ``token_expired``."""
+        with self._lock:
+            self._expired.add(token)
+
+    def add_refresh_token(
+        self,
+        refresh_token: str,
+        *,
+        team_id: str,
+        new_token: str,
+        next_refresh_token: str | None = None,
+        expires_in: int = 43_200,
+    ) -> None:
+        """Make ``oauth.v2.access`` with ``grant_type=refresh_token`` accept ``refresh_token``
+        once (token rotation): it answers ``new_token``, valid for the same workspace."""
+        with self._lock:
+            self._refresh_tokens[refresh_token] = {
+                "team_id": team_id,
+                "new_token": new_token,
+                "next_refresh_token": next_refresh_token or f"{refresh_token}-next",
+                "expires_in": expires_in,
+            }
 
     def add_oauth_code(
         self,
@@ -831,6 +857,26 @@ class SlackSimulator:
             self._store(channel, message)
             self._changed.notify_all()
             return copy.deepcopy(message)
+
+    def delete_message(self, channel: str, ts: str) -> None:
+        """Delete a message as its author would: a thread parent with replies becomes Slack's
+        ``tombstone`` ("This message was deleted."), any other message goes."""
+        with self._changed:
+            message = self._find(channel, ts)
+            if message is None:
+                raise KeyError(f"no message {ts} in {channel}")
+            if message.get("reply_count"):
+                message.update(
+                    subtype="tombstone", text="This message was deleted.", user="USLACKBOT"
+                )
+                message.pop("reactions", None)
+            else:
+                self._messages[channel].remove(message)
+                root = message.get("thread_ts")
+                parent = self._find(channel, root) if root and root != ts else None
+                if parent is not None:
+                    self._refresh_thread_meta(channel, parent)
+            self._changed.notify_all()
 
     def messages(self, channel: str) -> list[dict[str, Any]]:
         """A copy of a channel's whole history, oldest first, thread replies included."""
@@ -1194,6 +1240,8 @@ class SlackSimulator:
             raise _SlackError("not_authed")
         if token in self._revoked:
             raise _SlackError("token_revoked")
+        if token in self._expired:
+            raise _SlackError("token_expired")
         if request.method in _APP_TOKEN_METHODS:
             if token in self._app_tokens:
                 request.app_id = self._app_tokens[token]
@@ -1556,6 +1604,8 @@ class SlackSimulator:
                 raise _SlackError("invalid_client_id")
             if self.client_secret is not None and client_secret != self.client_secret:
                 raise _SlackError("bad_client_secret")
+        if _str_arg(args, "grant_type") == "refresh_token":
+            return self._refresh_grant(args)
         code = _str_arg(args, "code")
         if code is None:
             raise _SlackError("invalid_code")
@@ -1577,6 +1627,33 @@ class SlackSimulator:
             app_id=spec["app_id"],
         )
         return copy.deepcopy(install["response"])
+
+    def _refresh_grant(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        grant = self._refresh_tokens.pop(_str_arg(args, "refresh_token") or "", None)
+        if grant is None:
+            raise _SlackError("invalid_refresh_token")
+        old = self._teams[grant["team_id"]]
+        self.add_workspace(
+            old.team_id,
+            grant["new_token"],
+            old.bot_user_id,
+            old.bot_id,
+            old.enterprise_id,
+            team_name=old.team_name,
+            enterprise_name=old.enterprise_name,
+            app_id=old.app_id,
+            bot_name=old.bot_name,
+            domain=old.domain,
+        )
+        return {
+            "ok": True,
+            "app_id": old.app_id,
+            "access_token": grant["new_token"],
+            "refresh_token": grant["next_refresh_token"],
+            "expires_in": grant["expires_in"],
+            "token_type": "bot",
+            "team": {"id": old.team_id, "name": old.team_name},
+        }
 
     def _apps_connections_open(self, request: _Request) -> dict[str, Any]:
         assert request.app_id is not None  # guaranteed by _authenticate
