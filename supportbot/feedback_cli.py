@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +23,7 @@ from feedback.promote import promote
 from feedback.report import Report, Totals, build_report
 from feedback.review import ReviewItem, disliked_answers
 from feedback.splits import SPLITS, SplitRatios
+from retrieval.store import heading_path
 from supportbot.app import App
 
 feedback_app = typer.Typer(
@@ -228,7 +229,8 @@ def _print_report(report: Report) -> None:
     for column in ("source", "cited", "👍", "👎"):
         sources.add_column(column, justify="left" if column == "source" else "right")
     for s in report.top_sources:
-        label = s.title if s.title == s.source else f"{s.title} ({s.source})"
+        name = s.source if "://" in s.source else PurePath(s.source).name
+        label = s.title if s.title in (name, "") else f"{s.title} ({name})"
         sources.add_row(label, str(s.cited), str(s.liked), str(s.disliked))
     out.print(sources)
 
@@ -278,7 +280,7 @@ def _field(name: str, value: str) -> None:
 def _print_chunk(n: int, chunk: dict[str, Any]) -> None:
     similarity = chunk.get("similarity")
     score = f"{similarity:.2f}" if isinstance(similarity, int | float) else "?"
-    where = " > ".join(str(p) for p in (chunk.get("title"), chunk.get("heading")) if p)
+    where = heading_path(str(chunk.get("title") or ""), str(chunk.get("heading") or ""))
     text = " ".join(str(chunk.get("text") or "").split())
     excerpt = text if len(text) <= 240 else text[:239] + "…"
     out.print(f"  [{n}] similarity {score} {where or chunk.get('doc_id', '')}", markup=False)
