@@ -101,14 +101,16 @@ class PolicyTransport(httpx.AsyncBaseTransport):
         attempt = 0
         rate_limited_s = 0.0
         refreshed = False
+        injected = False  # a request that brings its own credentials (OAuth) keeps them
         where = f"{request.method} {request.url.copy_with(query=None)}"
         while True:
             self._stats.waited_s += await self._budget.acquire()
             generation = 0
             if self._auth is not None:
                 generation = self._auth.generation
-                if self._auth.header:
+                if self._auth.header and (injected or "authorization" not in request.headers):
                     request.headers["Authorization"] = self._auth.header
+                    injected = True
             self._stats.requests += 1
             try:
                 response = await self._inner.handle_async_request(request)
@@ -146,7 +148,7 @@ class PolicyTransport(httpx.AsyncBaseTransport):
                     self._policy.backoff(attempt, self._rand), where, f"HTTP {status}"
                 )
                 continue
-            if status == 401 and self._auth is not None and self._auth.can_refresh:
+            if status == 401 and injected and self._auth is not None and self._auth.can_refresh:
                 if refreshed:
                     return response
                 await response.aclose()
