@@ -46,6 +46,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import retrieval_bench as rb  # bench/ is sys.path[0] when this file runs as a script
 from aiohttp import web
@@ -957,7 +958,9 @@ async def measure(
     probe = Probe()
     probe.install(app)
     notes.extend(probe.notes)
-    bot = build_slack_bot(app, http=True)
+    # As `supportbot run` does: one HTTP session shared by every Slack Web API call.
+    session = aiohttp.ClientSession()
+    bot = build_slack_bot(app, http=True, session=session)
     port = _free_port()
     runner = web.AppRunner(bot.app.web_app(path="/slack/events", port=port))
     await runner.setup()
@@ -1043,6 +1046,7 @@ async def measure(
         gc.callbacks.remove(gc_pauses)
         lag_task.cancel()
         await runner.cleanup()
+        await session.close()
         control.shutdown(wait=False)
     return results
 

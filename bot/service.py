@@ -169,8 +169,7 @@ class ConversationService:
         ``public_workspace``: the workspace open to DMs from anyone (a setting), else the one
         marked ``--discord-dm-default``.
         """
-        kind = IdentityKind.DISCORD_GUILD
-        shared = [w for t in shared_team_ids if (w := self._registry.resolve(kind, t))]
+        shared = self._answering_workspaces(platform, shared_team_ids)
         public = (
             self._registry.get(public_workspace)
             if public_workspace
@@ -186,9 +185,14 @@ class ConversationService:
         return [t for t in team_ids if self._registry.resolve(kind, t) is not None]
 
     def workspaces_of_teams(self, platform: str, team_ids: Sequence[str]) -> list[str]:
-        """The names of the workspaces ``team_ids`` map to, sorted, each once."""
+        """The workspaces (with knowledge) ``team_ids`` map to: a DM user's choices, sorted."""
+        return sorted({w.name for w in self._answering_workspaces(platform, team_ids)})
+
+    def _answering_workspaces(self, platform: str, team_ids: Sequence[str]) -> list[WorkspaceInfo]:
+        """Workspaces of ``team_ids`` that can answer: one with no knowledge is no choice."""
         kind = IdentityKind.DISCORD_GUILD if platform == "discord" else IdentityKind.SLACK_TEAM
-        return sorted({w.name for t in team_ids if (w := self._registry.resolve(kind, t))})
+        found = [w for t in team_ids if (w := self._registry.resolve(kind, t))]
+        return [w for w in found if self.workspace_ready(w)]
 
     def direct_message_choice(self, platform: str, user_id: str) -> str | None:
         with Session(self._engine) as session:

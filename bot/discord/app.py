@@ -17,7 +17,9 @@ from datetime import timedelta
 from typing import Any
 
 import discord
+import yarl
 from discord import app_commands
+from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bot.decide import Action
@@ -60,6 +62,10 @@ class _Client(discord.Client):
         self._tree_setup = tree_setup
 
     async def setup_hook(self) -> None:
+        # A plain Client connects to the class-wide DEFAULT_GATEWAY (Discord's own); the address
+        # must come from the configured API instead, as Discord's own /gateway/bot gives it.
+        _shards, url, _limits = await self.http.get_bot_gateway()
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
         await self._tree_setup(self)
 
 
@@ -103,6 +109,7 @@ class DiscordBot:
         message_content: bool,
         clock: Callable[[], float] = time.monotonic,
         membership_ttl_s: float = 600.0,
+        guild_ready_timeout_s: float = 2.0,
     ) -> None:
         self._service = service
         self._api_url = api_url.rstrip("/")
@@ -113,6 +120,7 @@ class DiscordBot:
             intents=bot_intents(message_content=message_content),
             # Answers quote retrieved text: it must never ping @everyone, roles or users.
             allowed_mentions=discord.AllowedMentions.none(),
+            guild_ready_timeout=guild_ready_timeout_s,
         )
         self.tree = app_commands.CommandTree(self.client)
         self._register()
@@ -120,11 +128,14 @@ class DiscordBot:
     async def start(self, token: str) -> None:
         """Log in and stay connected (reconnecting and resuming) until :meth:`close`.
 
-        discord.py reads its REST base from a class attribute, so ``DISCORD_API_URL`` applies
-        to the whole process, as one bot per process runs.
+        discord.py reads its REST base and gateway address from class attributes, so
+        ``DISCORD_API_URL`` applies to the whole process (one Discord bot per process).
         """
         Route.BASE = self._api_url
-        await self.client.start(token)
+        try:
+            await self.client.start(token)
+        finally:
+            await self.client.close()
 
     async def close(self) -> None:
         await self.client.close()
@@ -200,6 +211,7 @@ class DiscordBot:
             workspace = routed
         triage = await asyncio.to_thread(self._service.triage, incoming, workspace=workspace)
         decision, workspace = triage.decision, triage.situation.workspace
+        logger.debug("message %s: %s (%s)", incoming.message_id, decision.action, decision.reason)
         if decision.action is Action.IGNORE:
             return
         if not triage.first_delivery:
