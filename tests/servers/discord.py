@@ -1181,6 +1181,18 @@ class DiscordSimulator:
             "total_message_sent": 0,
         }
 
+    def archive_thread(self, thread_id: str, *, archived: bool = True) -> None:
+        """Archive (or unarchive) a thread: it moves between the active and archived lists."""
+        metadata = self._channel(thread_id)["thread_metadata"]
+        metadata["archived"] = archived
+        metadata["archive_timestamp"] = _iso(snowflake_ms(self.new_id()))
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete a thread with its messages (it is in no list any more)."""
+        self._channels.pop(str(thread_id))
+        for mid in self._history.pop(str(thread_id), []):
+            self._messages.pop(mid, None)
+
     def add_dm_channel(
         self, user: str | Mapping[str, Any], *, channel_id: str | None = None
     ) -> dict[str, Any]:
@@ -2471,6 +2483,8 @@ class DiscordSimulator:
             route("POST", m + "/threads", self._r_thread_from_message),
             route("POST", c + "/threads", self._r_thread),
             route("PUT", c + "/thread-members/@me", self._r_join_thread),
+            route("GET", c + "/threads/archived/public", self._r_archived_threads),
+            route("GET", "/guilds/{guild_id}/threads/active", self._r_active_threads),
             route("GET", "/guilds/{guild_id}", self._r_guild),
             route("GET", "/guilds/{guild_id}/channels", self._r_guild_channels),
             route("GET", "/guilds/{guild_id}/roles", self._r_guild_roles),
@@ -3241,6 +3255,38 @@ class DiscordSimulator:
             for c in self._channels.values()
             if c.get("guild_id") == guild_id and c["type"] not in (10, 11, 12)
         ]
+
+    async def _r_active_threads(self, request: _Request) -> tuple[int, Any]:
+        """Every unarchived thread of the guild (sorted by id), as Discord lists them."""
+        guild_id = request.params["guild_id"]
+        self._guild_or_404(guild_id)
+        threads = [
+            _deep_copy(c)
+            for c in self._channels.values()
+            if c.get("guild_id") == guild_id
+            and c["type"] in (10, 11, 12)
+            and not c["thread_metadata"]["archived"]
+        ]
+        threads.sort(key=lambda t: int(t["id"]))
+        return 200, {"threads": threads, "members": []}
+
+    async def _r_archived_threads(self, request: _Request) -> tuple[int, Any]:
+        """Archived public threads of a channel, newest archive first, paged by ``before``
+        (an ISO timestamp) and ``limit``, with ``has_more``."""
+        channel_id = request.params["channel_id"]
+        self._channel_or_404(channel_id)
+        limit = max(1, min(100, int(request.query.get("limit", 50))))
+        before = request.query.get("before")
+        threads = [
+            _deep_copy(c)
+            for c in self._channels.values()
+            if c.get("parent_id") == channel_id
+            and c["type"] in (10, 11)
+            and c["thread_metadata"]["archived"]
+            and (before is None or c["thread_metadata"]["archive_timestamp"] < before)
+        ]
+        threads.sort(key=lambda t: t["thread_metadata"]["archive_timestamp"], reverse=True)
+        return 200, {"threads": threads[:limit], "members": [], "has_more": len(threads) > limit}
 
     async def _r_guild_roles(self, request: _Request) -> tuple[int, Any]:
         return 200, _deep_copy(self._guild_or_404(request.params["guild_id"])["roles"])
