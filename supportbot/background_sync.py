@@ -58,3 +58,16 @@ async def run_background_sync(application: App, *, schedule: bool = True) -> Non
     finally:
         await worker.close()
         await queue.aclose()
+
+
+async def sync_alongside_bots(application: App, *, retry_s: float = 30.0) -> None:
+    """:func:`run_background_sync` for ``supportbot run``: a failure (Redis down, a database
+    hiccup) is logged and retried, never raised into the bots' task group."""
+    while True:
+        try:
+            await run_background_sync(application)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("knowledge sync stopped; restarting in %.0fs", retry_s)
+        await asyncio.sleep(retry_s)

@@ -18,6 +18,7 @@ from bot.slack.installations import (
     SqlOAuthStateStore,
 )
 from supportbot.app import App
+from supportbot.background_sync import sync_alongside_bots
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ async def run_bots(application: App, *, slack_http: bool, host: str, port: int) 
                 )
             if discord_on:
                 bots.create_task(_run_discord(application, build_discord_bot(application)))
+            bots.create_task(sync_alongside_bots(application))  # knowledge sync, see README
     except BaseExceptionGroup as group:  # one bot failed to start: say which setting, plainly
         refusals = [e for e in group.exceptions if isinstance(e, RunError)]
         if refusals:
