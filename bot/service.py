@@ -337,8 +337,14 @@ class ConversationService:
         user_id: str,
         value: int,
         source: str,
+        event_id: str | None = None,
+        event_at: datetime | None = None,
     ) -> bool:
-        """Rate the answer posted as ``reply_message_id``; False when it is not an answer."""
+        """Rate the answer posted as ``reply_message_id``; False when it is not an answer.
+
+        ``event_id`` / ``event_at``: the platform's id and time of the user's action, when it
+        gives them, so a redelivered event counts once and a late one cannot undo a newer one.
+        """
         with Session(self._engine) as session:
             row = session.exec(
                 select(BotReply)
@@ -354,5 +360,7 @@ class ConversationService:
             user_id=f"{platform}:{team_id}:{user_id}",
             value=value,
             source=source,
+            event_id=f"{platform}:{event_id}" if event_id else None,
+            event_at=event_at,
         )
         return True

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -632,3 +635,63 @@ async def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+# --- `supportbot run`, as a user starts it -------------------------------------------------------
+
+SUPPORTBOT = Path(sys.executable).with_name("supportbot")
+
+
+def _run_env(app: App, **extra: str) -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    env.update(
+        SUPPORTBOT_DATA_DIR=str(app.settings.data_dir),
+        DATABASE_URL=str(app.settings.database_url),
+        SUPPORTBOT_SECRET_KEY="test-secret",
+        PYTHONUTF8="1",
+        **extra,
+    )
+    return env
+
+
+async def test_supportbot_run_connects_to_discord_and_answers_a_dm(
+    kb_app: App, sim: DiscordSimulator, tmp_path: Path
+):
+    process = await asyncio.create_subprocess_exec(
+        str(SUPPORTBOT), "run",
+        env=_run_env(kb_app, DISCORD_BOT_TOKEN=TOKEN, DISCORD_API_URL=sim.api_url),
+        cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        identify = await sim.wait_for_identify(timeout=90)
+        await sim.wait_for_live_session(timeout=30)
+        question = await dm(sim, ALICE, ALICE_DM, "How long is the password reset link valid?")
+        answer = await sim.wait_for_sent_message(ALICE_DM, timeout=60)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert identify.token == TOKEN
+    assert not discord.Intents._from_value(identify.intents).message_content  # type: ignore[attr-defined]
+    assert "password-and-sso.md" in answer["content"]  # extractive: no LLM configured
+    assert [r.workspace for r in await recorded(kb_app, question)] == ["dacme"]
+    assert sim.unknown_calls() == [], "the bot called routes Discord does not have"
+    assert "Traceback" not in stderr.decode(), stderr.decode()[-2000:]
+
+
+async def test_supportbot_run_with_a_refused_token_says_which_setting_to_fix(
+    kb_app: App, sim: DiscordSimulator, tmp_path: Path
+):
+    process = await asyncio.create_subprocess_exec(
+        str(SUPPORTBOT), "run",
+        env=_run_env(kb_app, DISCORD_BOT_TOKEN="wrong", DISCORD_API_URL=sim.api_url),
+        cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=90)
+
+    lines = stderr.decode().strip().splitlines()
+    assert process.returncode == 1
+    assert lines[-1].startswith("error: DISCORD_BOT_TOKEN was refused by Discord"), lines
+    assert "Traceback" not in stderr.decode()

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import ClientSession
@@ -148,6 +149,7 @@ class SlackBot:
                 user_id=str((body.get("user") or {}).get("id") or ""),
                 value=_FEEDBACK_ACTIONS[action["action_id"]],
                 source="button",
+                event_at=_slack_time(action.get("action_ts")),
             )
 
     def _register_installation_events(self) -> None:
@@ -182,6 +184,8 @@ class SlackBot:
             user_id=str(event.get("user") or ""),
             value=0 if removed else value,
             source="reaction",
+            event_id=str(body.get("event_id") or "") or None,
+            event_at=_slack_time(event.get("event_ts")),
         )
 
     async def _on_message(
@@ -300,6 +304,14 @@ class SlackBot:
             bot_user_id=bot_user_id,
             before_ts=message.message_id,
         )
+
+
+def _slack_time(ts: object) -> datetime | None:
+    """A Slack timestamp ("1700000000.000100", seconds since the epoch) as a UTC time."""
+    try:
+        return datetime.fromtimestamp(float(str(ts)), tz=UTC)
+    except (TypeError, ValueError):
+        return None
 
 
 def _blocks(text: str, *, with_feedback: bool) -> list[dict[str, Any]]:
