@@ -204,9 +204,7 @@ class App:
         from sync.credentials import CredentialCipher
         from sync.sources import SourceRepository
 
-        sources = SourceRepository(self.engine, cipher=CredentialCipher(self.secret_key()))
-        sources.ensure_tables()  # TEMPORARY until the sync migration lands
-        return sources
+        return SourceRepository(self.engine, cipher=CredentialCipher(self.secret_key()))
 
     @cached_property
     def sync_engine(self) -> SyncEngine:

@@ -159,6 +159,3 @@ class DocState(SQLModel):
     last_modified: str | None
     content_hash: str | None
     seen_this_pass: bool
-
-
-SYNC_TABLES = [SyncSource.__table__, SyncRun.__table__, SyncDocument.__table__]  # type: ignore[attr-defined]

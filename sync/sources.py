@@ -25,7 +25,6 @@ from retrieval.workspaces import Workspace
 from sync.credentials import CredentialCipher
 from sync.errors import SourceConfigError, UnknownSourceError
 from sync.models import (
-    SYNC_TABLES,
     DocState,
     RunInfo,
     SourceInfo,
@@ -107,12 +106,6 @@ class SourceRepository:
         self._engine = engine
         self._cipher = cipher
         self._clock = clock or (lambda: datetime.now(UTC))
-
-    def ensure_tables(self) -> None:
-        """Create the sync tables where migrations have not (tests, first runs)."""
-        from sqlmodel import SQLModel
-
-        SQLModel.metadata.create_all(self._engine, tables=SYNC_TABLES)
 
     # --- sources ---------------------------------------------------------------------------
 

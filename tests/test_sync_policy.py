@@ -161,7 +161,6 @@ def test_schedules_intervals_cron_and_manual() -> None:
 
 def repository(engine: Engine, clock: object = None) -> SourceRepository:
     repo = SourceRepository(engine, cipher=CredentialCipher(b"k" * 32), clock=clock)  # type: ignore[arg-type]
-    repo.ensure_tables()
     WorkspaceRegistry(engine).create("acme", embedding_model="m")
     return repo
 

@@ -166,14 +166,14 @@ async def test_a_failing_source_keeps_its_documents_and_stops_no_other(
     await app.sync_engine.sync(ws_name, "main")
     before = app.knowledge.chunk_count(ws_name)
 
-    site.fail("/sitemap.xml", times=100, status=500)
+    site.fail("/sitemap.xml", times=100, status=404)
     queue = InProcessQueue(app.sync_engine)
     await queue.enqueue(ws_name, "main")
     await queue.enqueue(ws_name, "other")
     await queue.join()
     main, other = (app.sync_sources.info(ws_name, n) for n in ("main", "other"))
     assert main.status == "failed" and main.last_error is not None
-    assert "sitemap" in main.last_error and "HTTP 500" in main.last_error
+    assert "sitemap" in main.last_error and "HTTP 404" in main.last_error
     assert other.status == "ok" and other.documents == 1
     assert app.knowledge.chunk_count(ws_name) == before + 1  # nothing of "main" was deleted
 
@@ -232,7 +232,7 @@ def test_cli_exact_forms_and_a_sync_killed_mid_way(
         with App(make_settings(weaviate_data_dir, tmp_path / "cli.db")) as app:
             assert "Invoices are PDF now" in top_text(app, ws_name, "Invoices are PDF now")
 
-        site.fail("/sitemap.xml", times=50, status=500)
+        site.fail("/sitemap.xml", times=50, status=404)
         failed = cli("source", "sync", "--workspace", ws_name, "--name", "docs")
         assert failed.returncode == 1
         assert failed.stderr.strip().splitlines()[-1].startswith("error: sync of")

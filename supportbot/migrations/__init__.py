@@ -38,6 +38,7 @@ def target_metadata() -> MetaData:
     import bot.slack.models  # noqa: F401
     import feedback.models  # noqa: F401
     import retrieval.workspaces  # noqa: F401
+    import sync.models  # noqa: F401
 
     return SQLModel.metadata
 
