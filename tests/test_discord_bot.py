@@ -669,13 +669,14 @@ async def test_supportbot_run_connects_to_discord_and_answers_a_dm(
         await sim.wait_for_live_session(timeout=30)
         question = await dm(sim, ALICE, ALICE_DM, "How long is the password reset link valid?")
         answer = await sim.wait_for_sent_message(ALICE_DM, timeout=60)
+        stored = await recorded(kb_app, question)  # a moment after it is shown
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     assert identify.token == TOKEN
     assert not discord.Intents._from_value(identify.intents).message_content  # type: ignore[attr-defined]
     assert "password-and-sso.md" in answer["content"]  # extractive: no LLM configured
-    assert [r.workspace for r in await recorded(kb_app, question)] == ["dacme"]
+    assert [r.workspace for r in stored] == ["dacme"]
     assert sim.unknown_calls() == [], "the bot called routes Discord does not have"
     assert "Traceback" not in stderr.decode(), stderr.decode()[-2000:]
 
