@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import discord
 import pytest
@@ -68,20 +69,34 @@ def test_custom_emoji_named_like_a_thumb_is_not_a_vote():
     assert vote_of(discord.PartialEmoji(name="👍", id=123456789012345678)) is None
 
 
-def test_service_routes_by_shared_servers_and_remembers_the_choice(app: App, ws_name: str):
-    registry, service = app.registry, app.conversations
-    registry.create(
-        f"{ws_name}-a", embedding_model="m", identities=[(IdentityKind.DISCORD_GUILD, "9100")]
-    )
-    registry.create(
-        f"{ws_name}-b", embedding_model="m", identities=[(IdentityKind.DISCORD_GUILD, "9200")]
-    )
+def _with_knowledge(app: App, name: str, guild: str, folder: Path) -> None:
+    app.knowledge.create_workspace(name, [(IdentityKind.DISCORD_GUILD, guild)])
+    doc = folder / f"{name}.md"
+    doc.write_text(f"# {name}\n\nRefunds take 5 days at {name}.\n", encoding="utf-8")
+    app.knowledge.ingest_paths(name, [doc])
 
-    assert service.mapped_teams("discord", ["9100", "9200", "9300"]) == ["9100", "9200"]
-    one = service.route_direct_message("discord", "77", ["9100"], None)
+
+def test_service_routes_by_shared_servers_and_remembers_the_choice(
+    app: App, ws_name: str, tmp_path: Path
+):
+    service = app.conversations
+    _with_knowledge(app, f"{ws_name}-a", "9100", tmp_path)
+    _with_knowledge(app, f"{ws_name}-b", "9200", tmp_path)
+    # A server mapped to a workspace without knowledge is no choice: it could not answer.
+    app.knowledge.create_workspace(f"{ws_name}-empty", [(IdentityKind.DISCORD_GUILD, "9300")])
+
+    assert service.mapped_teams("discord", ["9100", "9200", "9300", "9400"]) == [
+        "9100",
+        "9200",
+        "9300",
+    ]
+    one = service.route_direct_message("discord", "77", ["9100", "9300"], None)
     assert one.kind is DmRouteKind.ROUTED and one.workspace.name == f"{ws_name}-a"
-    both = service.route_direct_message("discord", "77", ["9100", "9200"], None)
+    both = service.route_direct_message("discord", "77", ["9100", "9200", "9300"], None)
     assert both.kind is DmRouteKind.CHOOSE
+    assert both.choices == [f"{ws_name}-a", f"{ws_name}-b"]
+    only_empty = service.route_direct_message("discord", "77", ["9300"], None)
+    assert only_empty.kind is DmRouteKind.NONE
 
     service.choose_direct_message_workspace("discord", "77", f"{ws_name}-b")
     service.choose_direct_message_workspace("discord", "77", f"{ws_name}-b")  # idempotent
@@ -90,7 +105,7 @@ def test_service_routes_by_shared_servers_and_remembers_the_choice(app: App, ws_
     assert chosen.workspace is not None and chosen.workspace.name == f"{ws_name}-b"
     other_user = service.route_direct_message("discord", "78", ["9100", "9200"], None)
     assert other_user.kind is DmRouteKind.CHOOSE
-    assert service.workspaces_of_teams("discord", ["9200", "9100", "9200"]) == [
+    assert service.workspaces_of_teams("discord", ["9200", "9100", "9200", "9300"]) == [
         f"{ws_name}-a",
         f"{ws_name}-b",
     ]
