@@ -77,7 +77,7 @@ class _Counts:
 
 @dataclass(frozen=True, slots=True)
 class EngineOptions:
-    batch_documents: int = 32
+    batch_documents: int = 64
     """Documents embedded and written together (one embedding call per batch)."""
     checkpoint_items: int = 200
     """Items between two checkpoints even when the connector yields none."""

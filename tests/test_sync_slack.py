@@ -34,7 +34,8 @@ def seed_threads(sim: SlackSimulator) -> dict[str, str]:
     """Two answered questions and some chatter; returns the question timestamps."""
     q1 = sim.seed_message(CHANNEL, "U1ASKER", "How do I reset my password?")["ts"]
     sim.seed_message(
-        CHANNEL, "U2AGENT", "Use the *Forgot password* link on <https://acme.test/login|the sign-in page>.",
+        CHANNEL, "U2AGENT",
+        "Use the *Forgot password* link on <https://acme.test/login|the sign-in page>.",
         thread_ts=q1, reactions=[{"name": "white_check_mark", "users": ["U1ASKER"], "count": 1}],
     )  # fmt: skip
     sim.seed_message(CHANNEL, "U3OTHER", "same problem here, thanks <@U2AGENT>", thread_ts=q1)
@@ -99,7 +100,8 @@ async def test_threads_become_qa_documents_and_follow_edits_and_deletions(
 
     # A better answer is accepted in the refund thread; the password question is deleted.
     slack.seed_message(
-        CHANNEL, "U9LEAD", "환불은 설정 > 결제에서 요청하면 3일 안에 처리됩니다.", thread_ts=threads["refund"],
+        CHANNEL, "U9LEAD", "환불은 설정 > 결제에서 요청하면 3일 안에 처리됩니다.",
+        thread_ts=threads["refund"],
         reactions=[{"name": "white_check_mark", "users": ["U1ASKER"], "count": 1}],
     )  # fmt: skip
     slack.delete_message(CHANNEL, threads["password"])
@@ -121,7 +123,8 @@ async def test_expired_token_is_refreshed_and_stored_encrypted(
     app.knowledge.create_workspace(ws_name)
     add_slack(
         app, ws_name,
-        {"token": TOKEN, "refresh_token": "xoxe-1-refresh", "client_id": "1.2", "client_secret": "s"},
+        {"token": TOKEN, "refresh_token": "xoxe-1-refresh", "client_id": "1.2",
+         "client_secret": "s"},
     )  # fmt: skip
     slack.add_refresh_token("xoxe-1-refresh", team_id="T0ACME", new_token="xoxe.xoxb-new")
     slack.expire(TOKEN)

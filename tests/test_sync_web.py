@@ -196,6 +196,23 @@ def test_cli_exact_forms_and_a_sync_killed_mid_way(
         )  # fmt: skip
         bad = cli("source", "add", "--workspace", ws_name, "--name", "x", "--type", "web")
         assert bad.returncode == 1 and bad.stderr.startswith("error: a web source needs")
+        # Tokens come from an environment variable (never argv) and are stored encrypted.
+        cli.ok(
+            "source", "add", "--workspace", ws_name, "--name", "chat", "--type", "slack",
+            "--channel", "C0SUPPORT", "--token-env", "MY_SLACK_TOKEN", "--schedule", "manual",
+            MY_SLACK_TOKEN="xoxb-from-env",
+        )  # fmt: skip
+        no_token = cli(
+            "source", "add", "--workspace", ws_name, "--name", "wiki", "--type", "notion"
+        )  # fmt: skip
+        assert no_token.returncode == 1
+        assert no_token.stderr.startswith("error: a notion source needs a token")
+        with App(make_settings(weaviate_data_dir, tmp_path / "cli.db")) as app:
+            chat = app.sync_sources.get(ws_name, "chat")
+            assert app.sync_sources.credentials(chat) == {"token": "xoxb-from-env"}
+            assert "xoxb" not in (chat.credentials_encrypted or "")
+            assert app.sync_sources.info(ws_name, "chat").schedule is None
+        cli.ok("source", "remove", "--workspace", ws_name, "--name", "chat", "--yes")
 
         # Kill a sync once it is past its first checkpoint (50 pages), then run it again.
         site.latency = 0.02
