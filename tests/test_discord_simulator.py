@@ -24,6 +24,7 @@ import yarl
 from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
+from bot.discord import bot_intents
 from tests.servers.discord import (
     DiscordSimulator,
     Intent,
@@ -45,13 +46,7 @@ UNCACHED_MESSAGE = "1000000000000000999"
 
 def product_intents() -> discord.Intents:
     """The intents the product's bot asks for (no privileged MESSAGE_CONTENT)."""
-    intents = discord.Intents.none()
-    intents.guilds = True
-    intents.guild_messages = True
-    intents.dm_messages = True
-    intents.guild_reactions = True
-    intents.dm_reactions = True
-    return intents
+    return bot_intents(message_content=False)
 
 
 class SimClient(discord.Client):
