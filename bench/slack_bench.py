@@ -1047,6 +1047,7 @@ async def measure(
         lag_task.cancel()
         await runner.cleanup()
         await session.close()
+        await app.aclose()
         control.shutdown(wait=False)
     return results
 

@@ -59,6 +59,16 @@ class App:
     ) -> None:
         self.close()
 
+    async def aclose(self) -> None:
+        """Close what lives on the event loop (the chat model's async HTTP client).
+
+        Called by the bots before their loop ends; :meth:`close` then closes the rest.
+        """
+        model = self.__dict__.get("chat_model")
+        client = getattr(model, "root_async_client", None)
+        if client is not None:
+            await client.close()
+
     def close(self) -> None:
         if "weaviate" in self.__dict__:
             self.weaviate.close()

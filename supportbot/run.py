@@ -168,6 +168,8 @@ async def run_bots(application: App, *, slack_http: bool, host: str, port: int) 
         if refusals:
             raise refusals[0] from None
         raise
+    finally:
+        await application.aclose()
 
 
 async def _run_discord(application: App, bot: DiscordBot) -> None:
