@@ -60,7 +60,7 @@ from bot.message import IncomingMessage  # noqa: E402
 from bot.service import APOLOGY  # noqa: E402
 from retrieval.workspaces import IdentityKind  # noqa: E402
 from supportbot.app import App  # noqa: E402
-from supportbot.run import build_slack_bot  # noqa: E402
+from supportbot.run import build_slack_bot, ready_to_serve  # noqa: E402
 from supportbot.settings import Settings  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -958,7 +958,9 @@ async def measure(
     probe = Probe()
     probe.install(app)
     notes.extend(probe.notes)
-    # As `supportbot run` does: one HTTP session shared by every Slack Web API call.
+    # As `supportbot run` does: ready the app (model loaded, heap frozen), then one HTTP
+    # session shared by every Slack Web API call.
+    ready_to_serve(app)
     session = aiohttp.ClientSession()
     bot = build_slack_bot(app, http=True, session=session)
     port = _free_port()
