@@ -10,17 +10,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from supportbot.app import App
+
+if TYPE_CHECKING:
+    from sync.queue import SyncQueue
 
 logger = logging.getLogger(__name__)
 
 
-async def run_background_sync(application: App, *, schedule: bool = True) -> None:
-    """Schedule and run sync jobs until cancelled."""
+class EventSyncs:
+    """Where the bots hand the platforms' change events to the sync (see :mod:`sync.events`).
+
+    The queue exists only while the background sync runs; until then (or while it restarts)
+    an event is skipped and the source's schedule picks the change up instead.
+    """
+
+    def __init__(self, application: App) -> None:
+        self._application = application
+        self.queue: SyncQueue | None = None
+
+    async def slack_thread_replied(self, workspace: str, channel: str, thread_ts: str) -> None:
+        if self.queue is None:
+            return
+        from sync.events import slack_thread_changed
+
+        await slack_thread_changed(
+            self._application.sync_sources,
+            self.queue,
+            workspace=workspace,
+            channel=channel,
+            thread_ts=thread_ts,
+        )
+
+
+async def run_background_sync(
+    application: App, *, schedule: bool = True, events: EventSyncs | None = None
+) -> None:
+    """Schedule and run sync jobs until cancelled; ``events`` gets the queue while it runs."""
     from sync.engine import SyncEngine
     from sync.locks import RedisWorkspaceLocks
-    from sync.queue import InProcessQueue, RedisQueue, SyncQueue, build_worker
+    from sync.queue import InProcessQueue, RedisQueue, build_worker
     from sync.scheduler import Scheduler
 
     s = application.settings
@@ -29,9 +60,13 @@ async def run_background_sync(application: App, *, schedule: bool = True) -> Non
     if s.redis_url is None:
         queue = InProcessQueue(application.sync_engine, max_jobs=s.sync_max_jobs)
         logger.warning("knowledge sync: in-process jobs (set REDIS_URL to share a queue)")
+        if events is not None:
+            events.queue = queue
         try:
             await Scheduler(sources, queue).run()
         finally:
+            if events is not None:
+                events.queue = None
             await queue.aclose()
         return
     url = s.redis_url.get_secret_value()
@@ -50,22 +85,28 @@ async def run_background_sync(application: App, *, schedule: bool = True) -> Non
     )
     queue = await RedisQueue.connect(url)
     logger.warning("knowledge sync: worker of the Redis queue (%d jobs at once)", s.sync_max_jobs)
+    if events is not None:
+        events.queue = queue
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(worker.async_run())
             if schedule:
                 tasks.create_task(Scheduler(sources, queue).run())
     finally:
+        if events is not None:
+            events.queue = None
         await worker.close()
         await queue.aclose()
 
 
-async def sync_alongside_bots(application: App, *, retry_s: float = 30.0) -> None:
+async def sync_alongside_bots(
+    application: App, *, retry_s: float = 30.0, events: EventSyncs | None = None
+) -> None:
     """:func:`run_background_sync` for ``supportbot run``: a failure (Redis down, a database
     hiccup) is logged and retried, never raised into the bots' task group."""
     while True:
         try:
-            await run_background_sync(application)
+            await run_background_sync(application, events=events)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -11,7 +11,7 @@ from aiohttp import ClientSession, web
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 
 from bot.discord import DiscordBot
-from bot.slack.app import SlackBot, slack_web_client
+from bot.slack.app import SlackBot, ThreadReplyHook, slack_web_client
 from bot.slack.installations import (
     DEFAULT_STATE_EXPIRATION_S,
     InstallationKeyError,
@@ -20,7 +20,7 @@ from bot.slack.installations import (
 )
 from retrieval.embeddings import LocalE5Embeddings
 from supportbot.app import App
-from supportbot.background_sync import sync_alongside_bots
+from supportbot.background_sync import EventSyncs, sync_alongside_bots
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,11 @@ class RunError(Exception):
 
 
 def build_slack_bot(
-    application: App, *, http: bool, session: ClientSession | None = None
+    application: App,
+    *,
+    http: bool,
+    session: ClientSession | None = None,
+    on_thread_reply: ThreadReplyHook | None = None,
 ) -> SlackBot:
     """The Slack bot in the mode the settings choose: OAuth (multi-workspace) or one token.
 
@@ -43,7 +47,9 @@ def build_slack_bot(
     """
     s = application.settings
     if s.slack_client_id or s.slack_client_secret:
-        return _build_oauth_slack_bot(application, http=http, session=session)
+        return _build_oauth_slack_bot(
+            application, http=http, session=session, on_thread_reply=on_thread_reply
+        )
     if s.slack_bot_token is None:
         raise RunError("SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-...)")
     _check_transport(application, http=http)
@@ -51,7 +57,12 @@ def build_slack_bot(
         token=s.slack_bot_token.get_secret_value(), api_url=s.slack_api_url, session=session
     )
     secret = s.slack_signing_secret.get_secret_value() if s.slack_signing_secret else None
-    return SlackBot(application.conversations, client=client, signing_secret=secret)
+    return SlackBot(
+        application.conversations,
+        client=client,
+        signing_secret=secret,
+        on_thread_reply=on_thread_reply,
+    )
 
 
 def _check_transport(application: App, *, http: bool) -> None:
@@ -68,7 +79,11 @@ def _check_transport(application: App, *, http: bool) -> None:
 
 
 def _build_oauth_slack_bot(
-    application: App, *, http: bool, session: ClientSession | None
+    application: App,
+    *,
+    http: bool,
+    session: ClientSession | None,
+    on_thread_reply: ThreadReplyHook | None,
 ) -> SlackBot:
     s = application.settings
     if not s.slack_client_id or s.slack_client_secret is None:
@@ -120,6 +135,7 @@ def _build_oauth_slack_bot(
         signing_secret=s.slack_signing_secret.get_secret_value(),
         installation_store=store,
         oauth_settings=oauth_settings,
+        on_thread_reply=on_thread_reply,
     )
 
 
@@ -169,15 +185,22 @@ async def run_bots(application: App, *, slack_http: bool, host: str, port: int) 
         )
     ready_to_serve(application)
     try:
+        events = EventSyncs(application)
         async with ClientSession() as session, asyncio.TaskGroup() as bots:
             if slack_on:
-                slack = build_slack_bot(application, http=slack_http, session=session)
+                slack = build_slack_bot(
+                    application,
+                    http=slack_http,
+                    session=session,
+                    on_thread_reply=events.slack_thread_replied,
+                )
                 bots.create_task(
                     _run_slack(application, slack, http=slack_http, host=host, port=port)
                 )
             if discord_on:
                 bots.create_task(_run_discord(application, build_discord_bot(application)))
-            bots.create_task(sync_alongside_bots(application))  # knowledge sync, see README
+            # Knowledge sync (README), fed by Slack's thread-reply events.
+            bots.create_task(sync_alongside_bots(application, events=events))
     except BaseExceptionGroup as group:  # one bot failed to start: say which setting, plainly
         refusals = [e for e in group.exceptions if isinstance(e, RunError)]
         if refusals:

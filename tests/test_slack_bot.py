@@ -621,3 +621,42 @@ async def test_helpful_buttons_rate_the_answer(
 
     assert first.status_code == 200
     await _eventually(lambda: ratings() == [(1, "button"), (1, "button")])
+
+
+async def test_thread_replies_are_handed_to_the_knowledge_sync(kb_app: App, slack: SlackSimulator):
+    """Every human reply in a thread of a mapped team reaches the sync hook (its Q&A document
+    may have changed); a failing hook does not stop the bot."""
+    seen: list[tuple[str, str, str]] = []
+
+    async def hook(workspace: str, channel: str, thread_ts: str) -> None:
+        seen.append((workspace, channel, thread_ts))
+        if len(seen) == 2:
+            raise RuntimeError("queue down")
+
+    bot = SlackBot(
+        kb_app.conversations,
+        client=slack_web_client(token=TOKEN, api_url=slack.base_url),
+        signing_secret=SECRET,
+        on_thread_reply=hook,
+    )
+    port = _free_port()
+    runner = web.AppRunner(bot.app.web_app(path="/slack/events", port=port))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    poster = HttpBot(f"http://127.0.0.1:{port}/slack/events")
+    try:
+        root = "1700009000.000100"
+        for n, text in enumerate(["thanks, that worked", "also: refunds?", "ok"], start=1):
+            await poster.post(
+                message(text, channel="C444", channel_type="channel",
+                        ts=f"170000900{n}.000200", thread_ts=root)
+            )  # fmt: skip
+        await poster.post(  # a new top-level message is no thread reply
+            message("hello", channel="C444", channel_type="channel", ts="1700009009.000300")
+        )
+        await _eventually(lambda: len(seen) == 3)
+        await asyncio.sleep(0.3)
+    finally:
+        await runner.cleanup()
+
+    assert seen == [("acme", "C444", root)] * 3

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +43,10 @@ _REACTIONS = {"+1": 1, "thumbsup": 1, "-1": -1, "thumbsdown": -1}
 _FEEDBACK_ACTIONS = {"feedback_helpful": 1, "feedback_not_helpful": -1}
 
 
+# (workspace, channel id, thread ts): a reply was posted in that thread.
+ThreadReplyHook = Callable[[str, str, str], Awaitable[object]]
+
+
 def slack_web_client(
     *, token: str | None, api_url: str, session: ClientSession | None = None
 ) -> AsyncWebClient:
@@ -71,6 +75,7 @@ class SlackBot:
         signing_secret: str | None,
         installation_store: AsyncInstallationStore | None = None,
         oauth_settings: AsyncOAuthSettings | None = None,
+        on_thread_reply: ThreadReplyHook | None = None,
     ) -> None:
         """``client`` carries the bot token (single workspace) and the Web API base URL.
 
@@ -80,6 +85,7 @@ class SlackBot:
         """
         self._service = service
         self._installation_store = installation_store
+        self._on_thread_reply = on_thread_reply
         self.app = AsyncApp(
             client=client,
             signing_secret=signing_secret,
@@ -203,6 +209,8 @@ class SlackBot:
         # Gather, decide (pure) and claim the delivery in one worker-thread trip.
         triage = await asyncio.to_thread(service.triage, message)
         workspace, decision = triage.situation.workspace, triage.decision
+        if message.in_thread and not message.from_bot and workspace is not None:
+            await self._thread_replied(workspace.name, message)
         if decision.action is Action.IGNORE:
             return
         if not triage.first_delivery:
@@ -217,6 +225,15 @@ class SlackBot:
             return
         assert workspace is not None
         await self._answer(message, workspace, client, thread_ts, bot_user_id)
+
+    async def _thread_replied(self, workspace: str, message: IncomingMessage) -> None:
+        """Tell the knowledge sync that a thread changed (its Q&A document may have)."""
+        if self._on_thread_reply is None or not message.thread_id:
+            return
+        try:
+            await self._on_thread_reply(workspace, message.channel_id, message.thread_id)
+        except Exception:  # the answer matters more than a faster sync
+            logger.exception("could not queue the sync of thread %s", message.thread_id)
 
     async def _answer(
         self,
