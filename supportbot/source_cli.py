@@ -251,7 +251,7 @@ def source_status(
         out.print(f"[bold]{i.name}[/] ({i.kind}) — {i.status}")
         out.print(
             f"  last sync: {_when(i.last_finished_at)}; last success: {_when(i.last_success_at)}; "
-            f"next: {_when(i.next_run_at) if i.schedule else 'manual'}",
+            f"next: {_next_run(i.next_run_at) if i.schedule else 'manual'}",
             highlight=False,
         )
         out.print(f"  documents: {i.documents}, chunks: {i.chunks}", highlight=False)
@@ -353,6 +353,11 @@ def worker(
     with _app(ctx) as application:
         application.knowledge  # noqa: B018  (a broken setup fails now, not at the first job)
         asyncio.run(run_background_sync(application, schedule=schedule))
+
+
+def _next_run(moment: datetime | None) -> str:
+    # The scheduler of `supportbot run` / `supportbot worker` plans the next run when it starts.
+    return _when(moment) if moment else "when `supportbot run` or a worker is running"
 
 
 def _when(moment: datetime | None) -> str:
