@@ -339,6 +339,7 @@ class ConversationService:
         source: str,
         event_id: str | None = None,
         event_at: datetime | None = None,
+        withdrawn: int | None = None,
     ) -> bool:
         """Rate the answer posted as ``reply_message_id``; False when it is not an answer.
 
@@ -362,5 +363,6 @@ class ConversationService:
             source=source,
             event_id=f"{platform}:{event_id}" if event_id else None,
             event_at=event_at,
+            withdrawn=withdrawn,
         )
         return True

@@ -5,7 +5,8 @@ grow (rating history, exports) without touching them.
 
 Rating rules (README "Feedback and fine-tuning data"):
 
-- each user has one current rating per answer (+1 or -1); 0 removes it;
+- each user has one current rating per answer (+1 or -1); 0 removes it, and a removal that
+  names the vote it takes back (``withdrawn``) removes it only while that vote is current;
 - every event that changes a rating, or that carries an event id or time, is appended to the
   history (``rating_event``); a repeated event id is recognised and makes no second row;
 - an event older than the last one applied for that user and answer (by ``event_at``, the
@@ -20,7 +21,7 @@ import hmac
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
@@ -136,6 +137,7 @@ class FeedbackSink(Protocol):
         source: str,
         event_id: str | None = None,
         event_at: datetime | None = None,
+        withdrawn: int | None = None,
     ) -> RateOutcome: ...
 
 
@@ -219,10 +221,18 @@ class SqlFeedbackStore:
         source: str,
         event_id: str | None = None,
         event_at: datetime | None = None,
+        withdrawn: int | None = None,
     ) -> RateOutcome:
-        """Apply one rating event (see the module's rules); 0 removes the user's rating."""
+        """Apply one rating event (see the module's rules); 0 removes the user's rating.
+
+        ``withdrawn``: the vote a removal takes back (a removed 👍 is ``value=0,
+        withdrawn=1``). It removes the rating only while that vote is the current one, so
+        taking back an old 👍 does not erase the 👎 the user gave since.
+        """
         if value not in (-1, 0, 1):
             raise FeedbackError(f"a rating is +1, -1 or 0 (removed), not {value}")
+        if withdrawn is not None and (value != 0 or withdrawn not in (-1, 1)):
+            raise FeedbackError("only a removal (value 0) withdraws a vote, and only +1 or -1")
         if event_at is not None and event_at.utcoffset() is None:
             raise FeedbackError("a rating's event time must carry its time zone")
         event = _Event(
@@ -232,6 +242,7 @@ class SqlFeedbackStore:
             source=source,
             event_id=event_id or None,
             event_at=event_at,
+            withdrawn=withdrawn,
         )
         for _ in range(_ATTEMPTS):
             with self._writing(), Session(self._engine) as session:
@@ -274,6 +285,8 @@ class SqlFeedbackStore:
             .where(Rating.user_hash == event.user_hash)
         ).first()
         old = current.value if current is not None else 0
+        if event.withdrawn is not None and event.withdrawn != old:
+            event = replace(event, value=old)  # takes back a vote that is no longer current
         last_applied = session.exec(
             select(RatingEvent.event_at)
             .where(RatingEvent.interaction_id == event.interaction_id)
@@ -350,3 +363,4 @@ class _Event:
     source: str
     event_id: str | None
     event_at: datetime | None
+    withdrawn: int | None = None

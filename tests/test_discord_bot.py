@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from bot.channels import ChannelSettings
 from bot.decide import ChannelMode
 from bot.discord import DiscordBot
-from feedback.models import Interaction, Rating
+from feedback.models import Interaction, Rating, RatingEvent
 from retrieval.workspaces import IdentityKind
 from supportbot.app import App
 from tests.conftest import SAMPLE_KB, make_settings
@@ -473,6 +473,15 @@ async def test_reactions_on_uncached_answers_are_ratings_added_and_removed(
         with Session(kb_app.engine) as session:
             return sorted(session.exec(select(Rating.value).where(Rating.interaction_id == row.id)))
 
+    def history() -> list[tuple[int, int]]:
+        with Session(kb_app.engine) as session:
+            rows = session.exec(
+                select(RatingEvent)
+                .where(RatingEvent.interaction_id == row.id)
+                .order_by(RatingEvent.id)  # type: ignore[arg-type]
+            )
+            return [(e.old_value, e.new_value) for e in rows]
+
     await sim.dispatch(
         "MESSAGE_REACTION_ADD", sim.reaction_add(ALICE_DM, answer["id"], ALICE, "👍")
     )
@@ -488,6 +497,13 @@ async def test_reactions_on_uncached_answers_are_ratings_added_and_removed(
         "MESSAGE_REACTION_ADD", sim.reaction_add(ALICE_DM, answer["id"], ALICE, "👎🏽")
     )
     await _eventually(lambda: ratings() == [-1])
+    # 👍 again, 👎 again (both reactions on), then the old 👍 is taken back: 👎 stands.
+    for event, emoji in (("ADD", "👍"), ("ADD", "👎"), ("REMOVE", "👍")):
+        build = sim.reaction_add if event == "ADD" else sim.reaction_remove
+        await sim.dispatch(f"MESSAGE_REACTION_{event}", build(ALICE_DM, answer["id"], ALICE, emoji))
+    await _eventually(lambda: history()[-2:] == [(-1, 1), (1, -1)])
+    await asyncio.sleep(0.5)  # the removal is handled after the additions
+    assert ratings() == [-1]
 
 
 async def test_server_reaction_from_the_real_payload_is_a_rating(

@@ -135,6 +135,28 @@ def test_reaction_add_change_and_remove_keep_one_current_rating_and_the_history(
     ]  # fmt: skip
 
 
+def test_taking_back_an_old_vote_keeps_the_newer_one(engine: Engine):
+    store = _store(engine)
+    interaction = _record(store)
+    u1 = store.user_hash("U1")
+
+    # 👍, then 👎 without removing the 👍 (both reactions stay on the message), then the 👍 goes.
+    store.rate(interaction, user_id="U1", value=1, source="reaction")
+    store.rate(interaction, user_id="U1", value=-1, source="reaction")
+    taken_back = store.rate(interaction, user_id="U1", value=0, source="reaction", withdrawn=1)
+
+    assert taken_back is RateOutcome.UNCHANGED
+    assert _current(engine, interaction) == {u1: (-1, "reaction")}
+    # Taking back the current vote removes it.
+    assert (
+        store.rate(interaction, user_id="U1", value=0, source="reaction", withdrawn=-1)
+        is RateOutcome.APPLIED
+    )
+    assert _current(engine, interaction) == {}
+    with pytest.raises(FeedbackError, match="only a removal"):
+        store.rate(interaction, user_id="U1", value=1, source="reaction", withdrawn=1)
+
+
 def test_a_duplicate_event_id_makes_no_second_row(engine: Engine):
     store = _store(engine)
     interaction = _record(store)

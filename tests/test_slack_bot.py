@@ -397,6 +397,20 @@ async def test_reactions_and_buttons_become_ratings(
     await http_bot.post(removed)
     await _eventually(lambda: ratings() == [-1])
 
+    # U666 adds 👍 beside their 👎, then takes the 👎 back: the 👍 stands.
+    later = float(reaction["event"]["event_ts"]) + 60
+    thumbs_up = copy.deepcopy(thumbs_down)
+    thumbs_up["event"].update({"reaction": "thumbsup", "event_ts": f"{later:.6f}"})
+    thumbs_up["event_id"] = "EvR4"
+    take_back = copy.deepcopy(thumbs_down)
+    take_back["event"].update({"type": "reaction_removed", "event_ts": f"{later + 1:.6f}"})
+    take_back["event_id"] = "EvR5"
+    await http_bot.post(thumbs_up)
+    await _eventually(lambda: ratings() == [1])
+    await http_bot.post(take_back)
+    await asyncio.sleep(0.5)
+    assert ratings() == [1]
+
 
 async def test_llm_failure_gets_an_apology_in_the_thread(
     http_bot: HttpBot, slack: SlackSimulator, llm: OpenAIChatSimulator

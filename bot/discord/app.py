@@ -193,6 +193,7 @@ class DiscordBot:
             user_id=str(payload.user_id),
             value=0 if removed else value,
             source="reaction",
+            withdrawn=value if removed else None,
         )
 
     async def _on_message(self, message: discord.Message) -> None:

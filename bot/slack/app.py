@@ -190,6 +190,7 @@ class SlackBot:
             user_id=str(event.get("user") or ""),
             value=0 if removed else value,
             source="reaction",
+            withdrawn=value if removed else None,
             event_id=str(body.get("event_id") or "") or None,
             event_at=_slack_time(event.get("event_ts")),
         )
