@@ -115,6 +115,7 @@ class DiscordBot:
         self._api_url = api_url.rstrip("/")
         self._public_dm_workspace = public_dm_workspace
         self._members = MembershipCache(ttl_s=membership_ttl_s, clock=clock)
+        self._rating_turn = asyncio.Lock()
         self.client = _Client(
             self._sync_commands,
             intents=bot_intents(message_content=message_content),
@@ -184,6 +185,15 @@ class DiscordBot:
         value = vote_of(payload.emoji)
         if value is None or payload.user_id == self._bot_id:
             return
+        # Discord's reaction events carry no time, so their order is the gateway's: one at a
+        # time, in arrival order (the lock is first-come first-served and taken before any
+        # other wait), or a quick 👍→👎→remove-👍 could land reordered by worker threads.
+        async with self._rating_turn:
+            await self._rate(payload, value, removed=removed)
+
+    async def _rate(
+        self, payload: discord.RawReactionActionEvent, value: int, *, removed: bool
+    ) -> None:
         await asyncio.to_thread(
             self._service.rate,
             platform="discord",
