@@ -40,6 +40,10 @@ APOLOGY = {
 }
 
 
+# The identity a platform's team (a Slack workspace, a Discord server) is registered under.
+_TEAM_KIND = {"slack": IdentityKind.SLACK_TEAM, "discord": IdentityKind.DISCORD_GUILD}
+
+
 @dataclass(frozen=True, slots=True)
 class Situation:
     """What :func:`bot.decide.decide` needs to know about a message beyond the message."""
@@ -58,12 +62,6 @@ class Triage:
     decision: Decision
     # False for a repeat delivery (a retry, or another replica got it first): do nothing.
     first_delivery: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RatedReply:
-    interaction_id: int
-    workspace: str
 
 
 class ConversationService:
@@ -146,14 +144,12 @@ class ConversationService:
 
     def workspace_for(self, message: IncomingMessage) -> WorkspaceInfo | None:
         """The workspace a message's team belongs to, or None when it maps to none."""
-        if message.platform == "slack":
-            if message.enterprise_id:
-                found = self._registry.resolve(IdentityKind.SLACK_ENTERPRISE, message.enterprise_id)
-                if found:
-                    return found
-            return self._registry.resolve(IdentityKind.SLACK_TEAM, message.team_id)
+        if message.platform == "slack" and message.enterprise_id:
+            found = self._registry.resolve(IdentityKind.SLACK_ENTERPRISE, message.enterprise_id)
+            if found:
+                return found
         if message.team_id:
-            return self._registry.resolve(IdentityKind.DISCORD_GUILD, message.team_id)
+            return self._registry.resolve(_TEAM_KIND[message.platform], message.team_id)
         return None
 
     def route_direct_message(
@@ -181,7 +177,7 @@ class ConversationService:
 
     def mapped_teams(self, platform: str, team_ids: Sequence[str]) -> list[str]:
         """Those of ``team_ids`` (a bot's servers) that map to a workspace."""
-        kind = IdentityKind.DISCORD_GUILD if platform == "discord" else IdentityKind.SLACK_TEAM
+        kind = _TEAM_KIND[platform]
         return [t for t in team_ids if self._registry.resolve(kind, t) is not None]
 
     def workspaces_of_teams(self, platform: str, team_ids: Sequence[str]) -> list[str]:
@@ -190,7 +186,7 @@ class ConversationService:
 
     def _answering_workspaces(self, platform: str, team_ids: Sequence[str]) -> list[WorkspaceInfo]:
         """Workspaces of ``team_ids`` that can answer: one with no knowledge is no choice."""
-        kind = IdentityKind.DISCORD_GUILD if platform == "discord" else IdentityKind.SLACK_TEAM
+        kind = _TEAM_KIND[platform]
         found = [w for t in team_ids if (w := self._registry.resolve(kind, t))]
         return [w for w in found if self.workspace_ready(w)]
 
