@@ -712,3 +712,16 @@ async def test_supportbot_run_with_a_refused_token_says_which_setting_to_fix(
     assert process.returncode == 1
     assert lines[-1].startswith("error: DISCORD_BOT_TOKEN was refused by Discord"), lines
     assert "Traceback" not in stderr.decode()
+
+
+async def test_workspace_command_of_a_user_sharing_no_server_says_how_to_get_access(
+    start_bot: StartBot, sim: DiscordSimulator
+):
+    await start_bot()
+
+    command = sim.interaction("workspace", user=CAROL, channel_id=CAROL_DM)
+    await sim.dispatch("INTERACTION_CREATE", command)
+    await sim.wait_for_call("POST", "/interactions/*", timeout=10)
+
+    [reply] = sim.interaction_replies(command["id"])
+    assert "only answer questions for servers we share" in str(reply.body)

@@ -26,7 +26,7 @@ from bot.decide import Action
 from bot.discord.events import history_turns, incoming_from_message, vote_of
 from bot.formatting import LIMITS, format_answer, split_message
 from bot.message import IncomingMessage
-from bot.routing import DmRouteKind, choose_message
+from bot.routing import DmRoute, DmRouteKind, choose_message
 from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService
 from retrieval.chain import Answer, Turn
 from retrieval.prompts import is_korean
@@ -411,11 +411,7 @@ class DiscordBot:
         names = await asyncio.to_thread(self._service.workspaces_of_teams, "discord", shared)
         current = await asyncio.to_thread(self._service.direct_message_choice, "discord", user_id)
         if not names:
-            text = choose_message(
-                await asyncio.to_thread(
-                    self._service.route_direct_message, "discord", user_id, [], None
-                )
-            )
+            text = choose_message(DmRoute(DmRouteKind.NONE))
         elif name is None:
             listed = ", ".join(f"`{n}`" for n in names)
             chosen = f" Your DMs go to `{current}`." if current in names else ""
