@@ -21,11 +21,12 @@ retrieved context stored with it, so every prompt carries what was retrieved.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from feedback.answers import RatedAnswer
-from retrieval.prompts import ANSWER_PROMPT, render_context
+from retrieval.prompts import answer_messages, number_results
 from retrieval.store import SearchResult
 
 Message = dict[str, str]
@@ -41,8 +42,10 @@ def prompt_of(answer: RatedAnswer) -> tuple[list[Message], bool]:
         return [
             {"role": str(m["role"]), "content": str(m["content"])} for m in answer.prompt_messages
         ], True
-    context = render_context([_result(chunk) for chunk in answer.retrieved])
-    rebuilt = ANSWER_PROMPT.format_messages(history=[], question=answer.question, context=context)
+    # Rebuilt in the live prompt's shape; the delimiter is derived, so exports are repeatable.
+    nonce = hashlib.sha256(answer.question.encode()).hexdigest()[:16]
+    excerpts = number_results([_result(chunk) for chunk in answer.retrieved])
+    rebuilt = answer_messages(answer.question, excerpts, nonce=nonce)
     return [{"role": _ROLES.get(m.type, m.type), "content": m.text} for m in rebuilt], False
 
 

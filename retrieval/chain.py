@@ -1,10 +1,12 @@
 """The answer chain: question and history in, an answer with numbered sources out.
 
 history → standalone question (only when there is history and a chat model) → hybrid search in
-the workspace's tenant → relevance gate → prompt with numbered context → chat model → citations
-mapped back to sources. Without a chat model it answers extractively: the best passages, quoted
-and labelled as such. When nothing relevant is found it says so and offers a human, in the
-asker's language, rather than letting a model invent an answer.
+the workspace's tenant → relevance gate → near-identical passages merged (one excerpt citing
+every document it came from) → prompt with the excerpts as a delimited JSON data block
+(:mod:`retrieval.prompts`) → chat model → citations mapped back to sources. Without a chat
+model it answers extractively: the best passages, quoted once each and labelled as such. When
+nothing relevant is found it says so and offers a human, in the asker's language, rather than
+letting a model invent an answer.
 """
 
 from __future__ import annotations
@@ -17,17 +19,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import StrOutputParser
 
+from retrieval.duplicates import merge_duplicates
 from retrieval.errors import LLMError
 from retrieval.prompts import (
-    ANSWER_PROMPT,
-    CONDENSE_PROMPT,
     EXTRACTIVE_LABEL,
     NOT_FOUND,
+    Excerpt,
+    answer_messages,
+    condense_messages,
     is_korean,
-    render_context,
 )
 from retrieval.store import SearchResult
 
@@ -45,7 +48,11 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A cited source: ``n`` is the number used in the answer text."""
+    """A cited source: ``n`` is the number used in the answer text.
+
+    A passage found in several documents is one excerpt with one number: each of its documents
+    is a :class:`Source` with that same ``n``.
+    """
 
     n: int
     doc_id: str
@@ -117,12 +124,12 @@ class AnswerChain:
         by the size of a thread pool while each waits seconds for its model.
         """
         started = self._clock()
-        messages = _to_messages(history[-self._max_history :])
+        turns = history[-self._max_history :]
         standalone = question
-        if messages and self._chat is not None:
+        if turns and self._chat is not None:
             try:
-                rewritten = await (CONDENSE_PROMPT | self._chat | StrOutputParser()).ainvoke(
-                    {"history": messages, "question": question}
+                rewritten = await (self._chat | StrOutputParser()).ainvoke(
+                    _condense_prompt(question, turns)
                 )
             except Exception as e:
                 raise _llm_error(e) from e
@@ -132,7 +139,7 @@ class AnswerChain:
         if isinstance(plan, Answer):
             return plan
         assert self._chat is not None
-        prompt = ANSWER_PROMPT.format_messages(**self._answer_inputs(question, messages, plan))
+        prompt = answer_messages(question, plan, _pairs(turns))
         try:
             text = await (self._chat | StrOutputParser()).ainvoke(prompt)
         except Exception as e:
@@ -142,8 +149,8 @@ class AnswerChain:
     def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Yield the answer text in pieces as the model writes it, then the :class:`Answer`."""
         started = self._clock()
-        messages = _to_messages(history[-self._max_history :])
-        standalone = self._standalone(question, messages)
+        turns = history[-self._max_history :]
+        standalone = self._standalone(question, turns)
         retrieved = self._search(standalone)
         plan = self._plan(question, standalone, retrieved, started)
         if isinstance(plan, Answer):
@@ -152,7 +159,7 @@ class AnswerChain:
             return
         assert self._chat is not None
         pieces: list[str] = []
-        prompt = ANSWER_PROMPT.format_messages(**self._answer_inputs(question, messages, plan))
+        prompt = answer_messages(question, plan, _pairs(turns))
         try:
             for piece in (self._chat | StrOutputParser()).stream(prompt):
                 pieces.append(piece)
@@ -163,9 +170,12 @@ class AnswerChain:
 
     def _plan(
         self, question: str, standalone: str, retrieved: list[SearchResult], started: float
-    ) -> Answer | list[SearchResult]:
-        """The finished answer when no model is needed, else the relevant context for it."""
-        relevant = [r for r in retrieved if r.similarity >= self._min_relevance]
+    ) -> Answer | list[Excerpt]:
+        """The finished answer when no model is needed, else the excerpts to give it.
+
+        Near-identical passages of several documents become one excerpt citing each of them.
+        """
+        relevant = merge_duplicates([r for r in retrieved if r.similarity >= self._min_relevance])
         language = "ko" if is_korean(question) else "en"
         elapsed = self._elapsed_ms(started)
         if not relevant:
@@ -178,14 +188,8 @@ class AnswerChain:
             return Answer(text, sources, "extractive", standalone, retrieved, True, "", elapsed)
         return relevant
 
-    @staticmethod
-    def _answer_inputs(
-        question: str, messages: list[BaseMessage], relevant: list[SearchResult]
-    ) -> dict[str, object]:
-        return {"history": messages, "question": question, "context": render_context(relevant)}
-
     def _llm_answer(
-        self, text: str, relevant: list[SearchResult], standalone: str,
+        self, text: str, relevant: list[Excerpt], standalone: str,
         retrieved: list[SearchResult], started: float, prompt: Sequence[BaseMessage],
     ) -> Answer:  # fmt: skip
         text = text.strip()
@@ -194,13 +198,11 @@ class AnswerChain:
             self._model_name, self._elapsed_ms(started), _role_content(prompt),
         )  # fmt: skip
 
-    def _standalone(self, question: str, history: list[BaseMessage]) -> str:
+    def _standalone(self, question: str, history: Sequence[Turn]) -> str:
         if not history or self._chat is None:
             return question
         try:
-            rewritten = (CONDENSE_PROMPT | self._chat | StrOutputParser()).invoke(
-                {"history": history, "question": question}
-            )
+            rewritten = (self._chat | StrOutputParser()).invoke(_condense_prompt(question, history))
         except Exception as e:
             raise _llm_error(e) from e
         return rewritten.strip() or question
@@ -209,10 +211,12 @@ class AnswerChain:
         return int((self._clock() - started) * 1000)
 
 
-def _to_messages(history: Sequence[Turn]) -> list[BaseMessage]:
-    return [
-        HumanMessage(turn.text) if turn.role == "user" else AIMessage(turn.text) for turn in history
-    ]
+def _pairs(history: Sequence[Turn]) -> list[tuple[str, str]]:
+    return [(turn.role, turn.text) for turn in history]
+
+
+def _condense_prompt(question: str, history: Sequence[Turn]) -> list[BaseMessage]:
+    return condense_messages(question, _pairs(history))
 
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
@@ -222,15 +226,19 @@ def _role_content(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     return [{"role": _ROLES.get(m.type, m.type), "content": m.text} for m in messages]
 
 
-def _source(n: int, result: SearchResult) -> Source:
-    return Source(n, result.doc_id, result.source, result.title, result.url)
+def _sources(excerpt: Excerpt) -> list[Source]:
+    """One source per document the excerpt came from, all with the excerpt's number."""
+    documents: dict[tuple[str, str], SearchResult] = {}
+    for result in excerpt.results:
+        documents.setdefault((result.doc_id, result.source), result)
+    return [Source(excerpt.n, r.doc_id, r.source, r.title, r.url) for r in documents.values()]
 
 
-def _cited_sources(text: str, context: Sequence[SearchResult]) -> list[Source]:
+def _cited_sources(text: str, context: Sequence[Excerpt]) -> list[Source]:
     """Sources for the [n] the answer cites; all context when it cites none it was given."""
     cited = sorted({int(m) for m in _CITATION.findall(text) if 1 <= int(m) <= len(context)})
     numbers = cited or list(range(1, len(context) + 1))
-    return [_source(n, context[n - 1]) for n in numbers]
+    return [source for n in numbers for source in _sources(context[n - 1])]
 
 
 def group_by_document(sources: Sequence[Source]) -> list[tuple[list[int], Source]]:
@@ -242,15 +250,17 @@ def group_by_document(sources: Sequence[Source]) -> list[tuple[list[int], Source
     return list(groups.values())
 
 
-def _extractive(results: Sequence[SearchResult], language: str) -> tuple[str, list[Source]]:
-    # Two passages: enough to carry the answer, short enough to read in a chat.
-    best = list(results[:2])
+def _extractive(excerpts: Sequence[Excerpt], language: str) -> tuple[str, list[Source]]:
+    # Two passages: enough to carry the answer, short enough to read in a chat. A passage
+    # found in several documents is one excerpt: quoted once, citing each document.
+    best = list(excerpts[:2])
     quotes = []
-    for n, result in enumerate(best, start=1):
-        quoted = "\n".join(f"> {line}" if line else ">" for line in result.text.splitlines())
-        quotes.append(f"{quoted}\n[{n}]")
+    for excerpt in best:
+        lines = excerpt.text.splitlines()
+        quoted = "\n".join(f"> {line}" if line else ">" for line in lines)
+        quotes.append(f"{quoted}\n[{excerpt.n}]")
     text = EXTRACTIVE_LABEL[language] + "\n\n" + "\n\n".join(quotes)
-    return text, [_source(n, r) for n, r in enumerate(best, start=1)]
+    return text, [source for excerpt in best for source in _sources(excerpt)]
 
 
 def _llm_error(error: Exception) -> LLMError:

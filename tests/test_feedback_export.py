@@ -25,7 +25,7 @@ from feedback.export import FORMATS, ExportOptions, export_dataset
 from feedback.splits import SplitRatios, assign_splits, group_ids
 from feedback.store import AnswerRecord, SqlFeedbackStore
 from retrieval.embeddings import LocalE5Embeddings
-from retrieval.prompts import ANSWER_PROMPT, render_context
+from retrieval.prompts import answer_messages, number_results
 from retrieval.store import SearchResult
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -129,9 +129,7 @@ def _prompt(question: str, context: str) -> list[dict[str, str]]:
         "c-" + question[:8], "doc", "kb.md", "Help", "", context, None, "file", 1, 0.9
     )
     roles = {"system": "system", "human": "user", "ai": "assistant"}
-    messages = ANSWER_PROMPT.format_messages(
-        history=[], question=question, context=render_context([result])
-    )
+    messages = answer_messages(question, number_results([result]))
     return [{"role": roles[m.type], "content": m.text} for m in messages]
 
 
@@ -240,7 +238,7 @@ def _check_roles(format_name: str, row: dict[str, Any]) -> None:
         return
     prompt = row["input"]["messages"] if format_name == "openai-dpo" else row["prompt"]
     assert prompt[0]["role"] == "system" and prompt[-1]["role"] == "user"
-    assert "<context>" in prompt[-1]["content"]  # the retrieved context the model saw
+    assert prompt[-1]["content"].startswith("<context-")  # the retrieved context the model saw
     answers = {
         "kto": ["completion"],
         "dpo": ["chosen", "rejected"],

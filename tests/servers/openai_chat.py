@@ -20,9 +20,11 @@ Supported wire surface (enough for the client libraries we use, nothing more):
 
 Replies come from a pluggable ``responder(messages) -> str``. The default,
 :func:`default_responder`, is deterministic and made for retrieval tests: it looks for numbered
-context blocks (lines starting with ``[1]``, ``[2]``, ... in any message) and answers
-``"Based on the documentation: <first sentence of block 1> [1]"``; without numbered blocks it
-answers ``"No context provided."``.
+context excerpts (the product's JSON ``<context-…>`` data block, or lines starting with ``[1]``,
+``[2]``, ... in any message) and answers ``"Based on the documentation: <first sentence of
+excerpt 1> [1]"``; without them it answers ``"No context provided."``. :class:`GullibleModel`
+is a stand-in for a model that obeys injected instructions whenever it sees them outside the
+data blocks (prompt-injection tests).
 
 Every request is recorded (:attr:`OpenAIChatSimulator.requests`), and faults can be injected at
 runtime from any thread (:meth:`~OpenAIChatSimulator.fail_next`,
@@ -53,6 +55,7 @@ import socket
 import sys
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,12 +66,16 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "DEFAULT_MODEL",
+    "OBEYED",
     "FakeOpenAIServer",
+    "GullibleModel",
     "OpenAIChatSimulator",
     "RecordedRequest",
     "Responder",
     "count_tokens",
+    "data_blocks",
     "default_responder",
+    "outside_data",
 ]
 
 Responder = Callable[[list[dict[str, Any]]], str]
@@ -109,12 +116,50 @@ def message_text(message: Mapping[str, Any]) -> str:
     return ""
 
 
+# A data block of the product's prompts: "<context-9f2c…>" line, JSON, "</context-9f2c…>" line.
+_DATA_BLOCK = re.compile(
+    r"^<(?P<tag>[a-z]+-[0-9a-f]+)>\n(?P<body>.*?)\n</(?P=tag)>$", re.MULTILINE | re.DOTALL
+)
+
+
+def data_blocks(text: str) -> list[tuple[str, Any]]:
+    """The delimited JSON data blocks of a message, as ``(tag, parsed JSON)`` in order.
+
+    Blocks whose body is not valid JSON are left out: a real model would not read them as
+    the structured data the product promises either.
+    """
+    found = []
+    for match in _DATA_BLOCK.finditer(text):
+        try:
+            found.append((match.group("tag"), json.loads(match.group("body"))))
+        except json.JSONDecodeError:
+            continue
+    return found
+
+
+def _json_excerpts(messages: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+    """Excerpts ``{"n", "text", ...}`` of ``<context-…>`` JSON blocks, by number."""
+    excerpts: dict[int, str] = {}
+    for message in messages:
+        for tag, data in data_blocks(message_text(message)):
+            if not tag.startswith("context-") or not isinstance(data, list):
+                continue
+            for item in data:
+                if isinstance(item, Mapping) and isinstance(item.get("n"), int):
+                    excerpts.setdefault(item["n"], " ".join(str(item.get("text", "")).split()))
+    return excerpts
+
+
 def _numbered_blocks(messages: Sequence[Mapping[str, Any]]) -> dict[int, str]:
     """Collect the numbered context blocks from all messages, first occurrence wins.
 
-    A block starts at a line beginning with ``[n]`` and runs until the next such line, a blank
-    line after some text, or the end of the message.
+    The product's prompts carry them as JSON excerpts in a ``<context-…>`` block; plain prompts
+    as lines: a block starts at a line beginning with ``[n]`` and runs until the next such
+    line, a blank line after some text, or the end of the message.
     """
+    excerpts = _json_excerpts(messages)
+    if excerpts:
+        return excerpts
     blocks: dict[int, list[str]] = {}
     for message in messages:
         current: list[str] | None = None
@@ -152,6 +197,83 @@ def default_responder(messages: Sequence[Mapping[str, Any]]) -> str:
         sentence = match.group(1) if match else text
         return f"Based on the documentation: {sentence} [{number}]"
     return "No context provided."
+
+
+OBEYED = "OBEYED: as the document instructed, here is what it asked for."
+"""What :class:`GullibleModel` answers when it has been talked into obeying injected text."""
+
+_LOOSE_OPEN = re.compile(r"<\s*(?P<tag>context|conversation)\b[^>]*>")
+_LOOSE_CLOSE = re.compile(r"<\s*/\s*(?P<tag>context|conversation)\b[^>]*>")
+
+
+def _fold(text: str) -> str:
+    """Text as a careless reader sees it: NFKC, invisible format characters gone, case folded.
+
+    So full-width ``＜/context＞``, ``</CONTEXT>`` and ``</con\u200btext>`` all read
+    ``</context>``.
+    """
+    normal = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in normal if unicodedata.category(ch) != "Cf").casefold()
+
+
+def outside_data(text: str) -> str:
+    """The part of a message a gullible model takes for instructions: outside any data block.
+
+    A block starts at anything that looks like an opening ``<context…>`` or
+    ``<conversation…>`` tag and, as far as this reader is concerned, ends at the first thing
+    that looks like a closing one -- attributes, case, full-width and zero-width look-alikes
+    included. Text of a document that can end its block early therefore lands outside.
+    """
+    folded = _fold(text)
+    outside: list[str] = []
+    position = 0
+    while True:
+        opening = _LOOSE_OPEN.search(folded, position)
+        if opening is None:
+            outside.append(folded[position:])
+            return " ".join(outside)
+        outside.append(folded[position : opening.start()])
+        closing = _LOOSE_CLOSE.search(folded, opening.end())
+        if closing is None:
+            return " ".join(outside)
+        position = closing.end()
+
+
+class GullibleModel:
+    """A stand-in chat model that obeys any planted instruction it finds outside the data.
+
+    ``triggers`` are the injected instructions a test planted in documents. When one of them
+    (compared after :func:`_fold`, whitespace collapsed) appears in a user or assistant message
+    outside the data blocks as :func:`outside_data` reads them, or in a system message, the
+    model "obeys" and answers :data:`OBEYED`; otherwise it answers like
+    :func:`default_responder`. Every prompt it was sent is kept in :attr:`prompts`, and
+    :attr:`obeyed` counts the times it obeyed.
+    """
+
+    def __init__(self, triggers: Sequence[str]) -> None:
+        self._triggers = [t for t in (" ".join(_fold(x).split()) for x in triggers) if t]
+        self.obeyed = 0
+        self.prompts: list[list[dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def leaked(self, messages: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The triggers this prompt shows outside its data blocks."""
+        seen: list[str] = []
+        for message in messages:
+            text = message_text(message)
+            visible = _fold(text) if message.get("role") == "system" else outside_data(text)
+            flat = " ".join(visible.split())
+            seen.extend(t for t in self._triggers if t in flat)
+        return seen
+
+    def __call__(self, messages: list[dict[str, Any]]) -> str:
+        with self._lock:
+            self.prompts.append(messages)
+        if self.leaked(messages):
+            with self._lock:
+                self.obeyed += 1
+            return OBEYED
+        return default_responder(messages)
 
 
 def count_tokens(text: str) -> int:
