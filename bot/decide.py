@@ -1,8 +1,20 @@
-"""Whether the bot answers a message: a pure function of the message and what is known.
+"""Whether and how the bot answers a message: a pure function of the message and what is known.
 
-Kept apart from the adapters so the rules users rely on (DMs always, channels only when
-mentioned unless it is a support channel, follow-ups in threads it already answered, never
-bots) are one readable table, tested without a platform.
+Kept apart from the adapters so the rules users rely on are one readable table, tested without
+a platform:
+
+1. never a bot's message;
+2. only messages addressed to the bot: DMs, mentions, follow-ups in threads it answered, new
+   questions in a support channel; everything else is ignored and writes nothing;
+3. an acknowledgement ("thanks 👍", "고마워요") or a lone 👍/👎 is no question: it is recorded
+   as a signal about the previous answer (:data:`Action.SIGNAL`), never answered;
+4. a message without words (emoji, punctuation, blank, mentions only) or a bare greeting gets
+   no retrieved answer: a DM or a mention gets a short prompt to ask a question
+   (:data:`Action.PROMPT`), anything else nothing;
+5. a question for a team without knowledge gets the setup notice; the rest is answered.
+
+One answer per platform message is the delivery claim's job (:meth:`IncomingMessage.identity`,
+claimed by the service): an edit Slack re-sends as a new event shares the message's identity.
 """
 
 from __future__ import annotations
@@ -10,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.chatter import Chatter, ChatterKind, classify, has_words
 from bot.message import IncomingMessage
 
 
@@ -17,6 +30,10 @@ class Action(StrEnum):
     ANSWER = "answer"
     IGNORE = "ignore"
     SETUP_NEEDED = "setup_needed"
+    # No words, or only a greeting: ask the user for a question instead of retrieving.
+    PROMPT = "prompt"
+    # An acknowledgement or a lone 👍/👎: record it about the previous answer, say nothing.
+    SIGNAL = "signal"
 
 
 class ChannelMode(StrEnum):
@@ -28,8 +45,11 @@ class ChannelMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """What to do, why (for the logs), and for a :data:`Action.SIGNAL` what it says."""
+
     action: Action
     reason: str
+    chatter: Chatter | None = None
 
 
 def decide(
@@ -39,16 +59,15 @@ def decide(
     bot_answered_thread: bool = False,
     workspace_ready: bool = True,
 ) -> Decision:
-    """What to do with ``message``.
+    """What to do with ``message`` (the module's rules, in order).
 
     ``bot_answered_thread``: the bot already answered in this message's thread, so a
     follow-up needs no new mention. ``workspace_ready``: the team maps to a workspace that has
-    knowledge; if not, an addressed message gets the setup notice instead of an answer.
+    knowledge; if not, an addressed question gets the setup notice instead of an answer.
     """
     if message.from_bot:
         return Decision(Action.IGNORE, "sent by a bot")
-    if not message.text.strip():
-        return Decision(Action.IGNORE, "no text")
+    spoken_to = message.is_direct or message.mentions_bot
     if message.is_direct:
         addressed = "direct message"
     elif message.mentions_bot:
@@ -59,6 +78,19 @@ def decide(
         addressed = "new question in a support channel"
     else:
         return Decision(Action.IGNORE, "not addressed to the bot")
+    follows_answer = spoken_to or (message.in_thread and bot_answered_thread)
+    chatter = classify(message.words)
+    if chatter is not None and chatter.weight != 0:
+        if follows_answer:
+            return Decision(Action.SIGNAL, f"{addressed}: {chatter.kind}", chatter)
+        return Decision(Action.IGNORE, f"{addressed}: {chatter.kind}, no answer to judge")
+    if not has_words(message.words) or (
+        chatter is not None and chatter.kind is ChatterKind.GREETING
+    ):
+        what = "a greeting" if chatter is not None else "no words"
+        if spoken_to:
+            return Decision(Action.PROMPT, f"{addressed} with {what}", chatter)
+        return Decision(Action.IGNORE, f"{addressed} with {what}")
     if not workspace_ready:
         return Decision(Action.SETUP_NEEDED, f"{addressed}, but no knowledge is configured")
     return Decision(Action.ANSWER, addressed)

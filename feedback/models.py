@@ -1,5 +1,5 @@
-"""Tables of the feedback store: one interaction per answer, one current rating per user, and
-the history of every rating change.
+"""Tables of the feedback store: one interaction per answer, one current rating per user, the
+history of every rating change, and the signals messages gave about answers.
 
 Unique constraints, not luck, keep duplicates out: an answered platform message is one
 interaction, a user has one current rating per interaction, and a platform event id is
@@ -110,3 +110,25 @@ class VerifiedAnswer(SQLModel, table=True):
         default=None, foreign_key="interaction.id", ondelete="SET NULL"
     )
     promoted_at: datetime
+
+
+class Signal(SQLModel, table=True):
+    """What a user's message said about the answer before it: "thanks 👍" in the answer's
+    thread is an acknowledgement (+1), a lone 👎 a disapproval (-1).
+
+    Kept apart from :class:`Rating`: a rating is a deliberate vote on an answer, a signal is
+    read from the conversation. ``event_id`` is the platform message it was read from
+    (``platform:team:channel:ts``), recorded once however often the message is delivered.
+    """
+
+    __table_args__ = (UniqueConstraint("interaction_id", "event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace: str = Field(index=True)
+    interaction_id: int = Field(foreign_key="interaction.id", ondelete="CASCADE", index=True)
+    kind: str
+    weight: float
+    platform: str
+    event_id: str
+    user_hash: str = ""
+    created_at: datetime

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from feedback.errors import FeedbackError
-from feedback.models import Interaction, Rating, RatingEvent
+from feedback.models import Interaction, Rating, RatingEvent, Signal
 from retrieval.chain import Answer, Source
 from retrieval.store import SearchResult
 
@@ -139,6 +139,18 @@ class FeedbackSink(Protocol):
         event_at: datetime | None = None,
         withdrawn: int | None = None,
     ) -> RateOutcome: ...
+
+    def record_signal(
+        self,
+        interaction_id: int,
+        *,
+        workspace: str,
+        kind: str,
+        weight: float,
+        platform: str,
+        event_id: str,
+        user_id: str = "",
+    ) -> bool: ...
 
 
 class SqlFeedbackStore:
@@ -335,6 +347,58 @@ class SqlFeedbackStore:
             current.updated_at = now
             session.add(current)
         return RateOutcome.APPLIED
+
+    def record_signal(
+        self,
+        interaction_id: int,
+        *,
+        workspace: str,
+        kind: str,
+        weight: float,
+        platform: str,
+        event_id: str,
+        user_id: str = "",
+    ) -> bool:
+        """Store what a message said about answer ``interaction_id`` (see :class:`Signal`).
+
+        ``event_id``: the message it was read from; the same message again (a redelivery)
+        stores nothing and returns False. Raises :class:`FeedbackError` when the answer is not
+        one of ``workspace``'s (a signal never crosses tenants).
+        """
+        row = Signal(
+            workspace=workspace,
+            interaction_id=interaction_id,
+            kind=kind,
+            weight=weight,
+            platform=platform,
+            event_id=event_id,
+            user_hash=self.user_hash(user_id),
+            created_at=self._clock(),
+        )
+        with self._writing(), Session(self._engine) as session:
+            owner = session.exec(
+                select(Interaction.workspace).where(Interaction.id == interaction_id)
+            ).first()
+            if owner != workspace:
+                raise FeedbackError(f"no answer with id {interaction_id} in {workspace!r}")
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                return False
+            return True
+
+    def signals(self, interaction_id: int) -> list[Signal]:
+        """The signals about one answer, in the order received."""
+        with Session(self._engine) as session:
+            return list(
+                session.exec(
+                    select(Signal)
+                    .where(Signal.interaction_id == interaction_id)
+                    .order_by(col(Signal.id))
+                )
+            )
 
     def ratings(self, interaction_id: int) -> list[int]:
         """The current ratings of one answer, one per user who rated it."""

@@ -5,6 +5,11 @@ Conversion only: no network, no database. Where the conversation lives:
 - a DM: the DM channel (``thread_id`` = the channel id);
 - a server thread (or forum post): the thread (``in_thread``; follow-ups need no mention);
 - a server channel: the question message itself, which the answer replies to.
+
+Text is decoded here, once (:mod:`bot.markup.discord`), with the names the gateway resolved for
+the message: nothing after the adapter sees ``<@id>``, ``<#id>`` or ``<:emoji:id>`` markup.
+Only new messages convert (default messages and replies): edits arrive as ``MESSAGE_UPDATE``,
+which the bot does not answer.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from collections.abc import Sequence
 
 import discord
 
+from bot.markup import PlainText
+from bot.markup.discord import decode
 from bot.message import IncomingMessage
 from retrieval.chain import Turn
 
@@ -40,8 +47,26 @@ def addresses_bot(message: discord.Message, bot_user_id: int) -> bool:
     return isinstance(replied, discord.Message) and replied.author.id == bot_user_id
 
 
-def strip_mentions(text: str, bot_user_id: int) -> str:
-    return re.sub(rf"<@!?{bot_user_id}>", "", text).strip()
+def plain_content(message: discord.Message, *, bot_user_id: int) -> PlainText:
+    """The message's content as plain text, mentions named as the client shows them.
+
+    Names come from what the gateway sent and the client caches (the message's mentions, the
+    server's members, roles and channels), as discord.py's ``clean_content`` finds them; the
+    bot's own mentions (its user, its integration role) are dropped.
+    """
+    guild = message.guild
+    users = {str(u.id): u.display_name for u in message.mentions}
+    roles = {str(r.id): r.name for r in message.role_mentions}
+    channels = {str(c.id): c.name for c in message.channel_mentions}
+    if guild is not None:
+        for role_id in message.raw_role_mentions:
+            role = guild.get_role(role_id)
+            if role is not None:
+                roles.setdefault(str(role.id), role.name)
+    drop = {str(bot_user_id)} | {
+        str(r.id) for r in message.role_mentions if r.tags and r.tags.bot_id == bot_user_id
+    }
+    return decode(message.content, users=users, roles=roles, channels=channels, drop=drop)
 
 
 def incoming_from_message(message: discord.Message, *, bot_user_id: int) -> IncomingMessage | None:
@@ -52,6 +77,7 @@ def incoming_from_message(message: discord.Message, *, bot_user_id: int) -> Inco
     is_direct = isinstance(channel, discord.DMChannel)
     in_thread = isinstance(channel, discord.Thread)
     thread_id = str(channel.id) if is_direct or in_thread else str(message.id)
+    plain = plain_content(message, bot_user_id=bot_user_id)
     return IncomingMessage(
         platform="discord",
         delivery_id=str(message.id),
@@ -59,12 +85,16 @@ def incoming_from_message(message: discord.Message, *, bot_user_id: int) -> Inco
         channel_id=str(channel.id),
         message_id=str(message.id),
         user_id=str(message.author.id),
-        text=strip_mentions(message.content, bot_user_id),
+        text=plain.text,
+        bare_text=plain.bare if plain.bare != plain.text else None,
         thread_id=thread_id,
         is_direct=is_direct,
         mentions_bot=not is_direct and addresses_bot(message, bot_user_id),
         from_bot=message.author.bot,
         in_thread=in_thread,
+        reply_to=str(message.reference.message_id)
+        if message.reference and message.reference.message_id
+        else None,
     )
 
 
@@ -76,10 +106,11 @@ def history_turns(messages: Sequence[discord.Message], *, bot_user_id: int) -> l
     """
     turns: list[Turn] = []
     for message in messages:
+        if message.author.bot and message.author.id != bot_user_id:
+            continue
+        text = plain_content(message, bot_user_id=bot_user_id).text
         if message.author.id == bot_user_id:
-            turns.append(Turn("assistant", message.content))
-        elif not message.author.bot:
-            text = strip_mentions(message.content, bot_user_id)
-            if text:
-                turns.append(Turn("user", text))
+            turns.append(Turn("assistant", text))
+        elif text:
+            turns.append(Turn("user", text))
     return turns

@@ -1,24 +1,34 @@
-"""Slack event payloads → :class:`IncomingMessage` (pure functions, tested on real payloads)."""
+"""Slack event payloads → :class:`IncomingMessage` (pure functions, tested on real payloads).
+
+Text is decoded here, once (:mod:`bot.markup.slack`): nothing after the adapter sees Slack's
+escaping or markup. Subtypes are what they say: ``thread_broadcast`` (a thread reply also sent
+to the channel) is a reply in its thread, ``file_share`` and ``me_message`` are the person's
+message with its text; edits (``message_changed``), deletions, joins and bot messages are no
+new message and convert to None.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from bot.markup.slack import decode
 from bot.message import IncomingMessage
 from retrieval.chain import Turn
 
-# Subtypes that are still a person's message; every other subtype (edits, deletions, joins,
-# bot messages, broadcasts of old text) is not a new question.
-_USER_SUBTYPES = {None, "", "file_share", "thread_broadcast"}
-_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+# Subtypes that are still a person's new message; every other subtype is not a new question.
+_USER_SUBTYPES = {None, "", "file_share", "thread_broadcast", "me_message"}
 
 
 def incoming_from_event(
     body: Mapping[str, Any], event: Mapping[str, Any], *, bot_user_id: str | None
 ) -> IncomingMessage | None:
-    """The neutral message for an ``app_mention`` or ``message`` event; None when not one."""
+    """The neutral message for an ``app_mention`` or ``message`` event; None when not one.
+
+    An ``app_mention`` Slack re-sends after an edit (``edited`` set, same ``ts``, a new
+    ``event_id``) converts like the original, marked ``edited``: it is the same message, and
+    the service's claim on the message makes it one answer.
+    """
     if event.get("subtype") not in _USER_SUBTYPES:
         return None
     user = event.get("user")
@@ -26,10 +36,9 @@ def incoming_from_event(
     ts = event.get("ts")
     if not user or not channel or not ts:
         return None
-    text = str(event.get("text") or "")
-    mentioned = bool(bot_user_id) and f"<@{bot_user_id}" in text
-    if bot_user_id:
-        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", "", text)
+    raw = str(event.get("text") or "")
+    mentioned = bool(bot_user_id) and f"<@{bot_user_id}" in raw
+    plain = decode(raw, bot_user_id=bot_user_id)
     thread_ts = event.get("thread_ts")
     is_direct = event.get("channel_type") == "im" or str(channel).startswith("D")
     return IncomingMessage(
@@ -40,12 +49,14 @@ def incoming_from_event(
         channel_id=str(channel),
         message_id=str(ts),
         user_id=str(user),
-        text=" ".join(text.split()),
+        text=plain.text,
+        bare_text=plain.bare if plain.bare != plain.text else None,
         thread_id=str(thread_ts or ts),
         is_direct=is_direct,
         mentions_bot=mentioned or event.get("type") == "app_mention",
         from_bot=bool(event.get("bot_id")) or event.get("subtype") == "bot_message",
         in_thread=bool(thread_ts) and thread_ts != ts,
+        edited=bool(event.get("edited")),
     )
 
 
@@ -57,13 +68,14 @@ def _team_id(body: Mapping[str, Any], event: Mapping[str, Any]) -> str:
 def history_from_replies(
     messages: list[Mapping[str, Any]], *, bot_user_id: str | None, before_ts: str
 ) -> list[Turn]:
-    """Earlier messages of a thread as conversation turns (the bot's own as the assistant)."""
+    """Earlier messages of a thread as conversation turns (the bot's own as the assistant),
+    their text decoded like the question's."""
     turns: list[Turn] = []
     for message in messages:
         ts = str(message.get("ts") or "")
         if not ts or float(ts) >= float(before_ts):
             continue
-        text = _MENTION.sub("", str(message.get("text") or "")).strip()
+        text = decode(str(message.get("text") or ""), bot_user_id=bot_user_id).text
         if not text:
             continue
         from_bot = bool(message.get("bot_id")) or (

@@ -1,0 +1,97 @@
+"""Discord message content (its ``<...>`` markup) → plain text.
+
+Discord's message formatting reference:
+
+=============================  =========================================================
+``<@80351110224678912>``       a user (``<@!id>`` too): ``@name`` when known, else ``@user``
+``<@&165511591545143296>``     a role: ``@name`` when known, else ``@role``
+``<#41771983423143937>``       a channel: ``#name`` when known, else ``#channel``
+``<:blobcat:1234>``            a custom emoji (``<a:...>`` animated): ``:blobcat:``
+``<t:1618953630:R>``           a timestamp (any style): the moment in UTC
+``</ask:1234>``                a slash command: ``/ask``
+=============================  =========================================================
+
+Names come from what the gateway resolved for the message (its mentions, the server's roles
+and channels); ids the adapter cannot name become the neutral placeholder. The bot's own
+mentions (its user and its integration role) are dropped: they only address the message.
+Discord content has no entity escaping, so the rest of the text is kept as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+
+from bot.markup import PlainText, plain_text
+
+_TOKEN = re.compile(
+    r"<(?:@!?(?P<user>\d+)|@&(?P<role>\d+)|#(?P<channel>\d+)"
+    r"|a?:(?P<emoji>\w{2,32}):\d+|t:(?P<time>-?\d{1,13})(?::(?P<style>[tTdDfFR]))?"
+    r"|/(?P<command>[-\w ]{1,100}):\d+|id:(?:customize|browse|guide|linked-roles(?::\d+)?))>"
+)
+_TIME_FORMATS = {
+    "t": "%H:%M UTC",
+    "T": "%H:%M:%S UTC",
+    "d": "%Y-%m-%d",
+    "D": "%Y-%m-%d",
+}
+
+
+def decode(
+    text: str,
+    *,
+    users: Mapping[str, str] | None = None,
+    roles: Mapping[str, str] | None = None,
+    channels: Mapping[str, str] | None = None,
+    drop: Collection[str] = (),
+) -> PlainText:
+    """The plain text of a Discord message's ``content`` (see the module's table).
+
+    ``users``, ``roles``, ``channels``: names by id (what the adapter resolved); ``drop``: ids
+    of users or roles whose mention is removed instead (the bot and its integration role).
+    """
+    pieces: list[tuple[str, bool]] = []
+    position = 0
+    for match in _TOKEN.finditer(text):
+        pieces.append((text[position : match.start()], False))
+        pieces.append(_token(match, users or {}, roles or {}, channels or {}, drop))
+        position = match.end()
+    pieces.append((text[position:], False))
+    return plain_text(pieces)
+
+
+def _token(
+    match: re.Match[str],
+    users: Mapping[str, str],
+    roles: Mapping[str, str],
+    channels: Mapping[str, str],
+    drop: Collection[str],
+) -> tuple[str, bool]:
+    """One token's plain text, and whether it is a reference (not words)."""
+    if user := match["user"]:
+        return ("" if user in drop else _named("@", users.get(user), "user")), True
+    if role := match["role"]:
+        return ("" if role in drop else _named("@", roles.get(role), "role")), True
+    if channel := match["channel"]:
+        return _named("#", channels.get(channel), "channel"), True
+    if emoji := match["emoji"]:
+        return f":{emoji}:", True
+    if seconds := match["time"]:
+        return _moment(int(seconds), match["style"]), False
+    if command := match["command"]:
+        return f"/{command}", True
+    return "", True  # a server guide link (<id:customize>...)
+
+
+def _named(sigil: str, name: str | None, placeholder: str) -> str:
+    name = (name or "").strip().removeprefix(sigil)
+    return f"{sigil}{name or placeholder}"
+
+
+def _moment(seconds: int, style: str | None) -> str:
+    try:
+        moment = datetime.fromtimestamp(seconds, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return ""
+    return moment.strftime(_TIME_FORMATS.get(style or "f", "%Y-%m-%d %H:%M UTC"))
