@@ -4,10 +4,16 @@ Chunk ids come from the document id, position and text, so the store already tel
 new: unchanged documents cost one comparison and no embedding, a changed document gets its new
 chunks written before its old ones are removed (it is never missing from search meanwhile),
 and a bad document is reported and skipped without touching what was stored for it.
+
+Every document's fields are NFC before anything is derived from them (:func:`nfc_document`):
+whichever source a document comes from, a decomposed title or id (as macOS writes file names)
+is stored composed, so that a keyword search typed on any keyboard matches it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -75,7 +81,7 @@ class Ingestor:
                 if on_item:
                     on_item("", str(item))
                 continue
-            doc = item
+            doc = nfc_document(item)
             if doc.doc_id in seen:
                 message = f"{doc.source}: duplicate document id {doc.doc_id!r} in one run; skipped"
                 report.errors.append(message)
@@ -118,9 +124,12 @@ class Ingestor:
         report = IngestReport()
         if not docs:
             return report
-        stored = self._store.chunk_ids_by_document([d.doc_id for d in docs], tenant=tenant)
+        stored = self._store.chunk_ids_by_document(
+            [nfc_document(d).doc_id for d in docs], tenant=tenant
+        )
         pending: list[_Pending] = []
         for doc in docs:
+            doc = nfc_document(doc)
             report.documents += 1
             wanted = {chunk_uuid(c): c for c in self._chunker.split(doc)}
             existing = stored.get(doc.doc_id, frozenset())
@@ -155,3 +164,17 @@ class Ingestor:
             report.chunks_added += len(chunks)
         stale = [cid for p in pending for cid in p.stale_ids]
         report.chunks_removed += self._store.delete_chunks(stale, tenant=tenant)
+
+
+def nfc_document(doc: SourceDocument) -> SourceDocument:
+    """``doc`` with every text field in Unicode NFC (the same object when it already is)."""
+    fields = {
+        "doc_id": doc.doc_id, "title": doc.title, "text": doc.text, "source": doc.source,
+        "url": doc.url,
+    }  # fmt: skip
+    changed = {
+        name: unicodedata.normalize("NFC", value)
+        for name, value in fields.items()
+        if value is not None and not unicodedata.is_normalized("NFC", value)
+    }
+    return dataclasses.replace(doc, **changed) if changed else doc

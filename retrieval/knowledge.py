@@ -17,7 +17,7 @@ from retrieval.documents import Chunk, SourceDocument
 from retrieval.embeddings import QueryBatchEmbeddings
 from retrieval.errors import BadDocumentError, EmbeddingModelMismatchError, RetrievalError
 from retrieval.ingest import Ingestor, IngestReport
-from retrieval.loaders import iter_files, load_file, load_jsonl
+from retrieval.loaders import file_document_id, iter_files, load_file, load_jsonl
 from retrieval.store import KnowledgeStore, SearchMode, SearchResult, StoredChunk, embedding_text
 from retrieval.workspaces import IdentityKind, WorkspaceInfo, WorkspaceRegistry
 
@@ -59,16 +59,18 @@ class KnowledgeBase:
         try:
             self._store.create_tenant(tenant=info.tenant)
         except Exception as e:
-            self._registry.delete(name)
+            self._registry.delete(info.name)
             raise RetrievalError(f"could not create the tenant of workspace {name!r}: {e}") from e
         return info
 
-    def delete_workspace(self, name: str) -> None:
-        """Remove the tenant with all its chunks, then the registry entry."""
-        info = self._registry.get(name)
-        if self._store.tenant_exists(tenant=info.tenant):
-            self._store.delete_tenant(tenant=info.tenant)
-        self._registry.delete(name)
+    def delete_workspace(self, name: str) -> dict[str, int]:
+        """Remove the tenant with all its chunks, then everything else the workspace owned
+        and its registry entry (one transaction, :meth:`WorkspaceRegistry.delete`); the count
+        of deleted rows per kind. Interrupted, it can run again and finishes the job."""
+        tenant = self._registry.tenant_of(name)
+        if tenant is not None and self._store.tenant_exists(tenant=tenant):
+            self._store.delete_tenant(tenant=tenant)
+        return self._registry.delete(name)
 
     def workspace(self, name: str) -> WorkspaceInfo:
         """The workspace, checked to be searchable with the configured embedding model."""
@@ -150,7 +152,7 @@ class KnowledgeBase:
             for missing_path in missing:
                 yield BadDocumentError(f"{missing_path}: no such file or folder; skipped")
             for path in iter_files([p for p in paths if p.exists()]):
-                seen.add(str(path.resolve()))
+                seen.add(file_document_id(path))
                 try:
                     yield load_file(path, max_bytes=self._max_file_bytes)
                 except BadDocumentError as e:
@@ -163,7 +165,7 @@ class KnowledgeBase:
             on_item=on_item,
         )
         if prune:
-            roots = [p.resolve() for p in paths if p.exists()]
+            roots = [Path(file_document_id(p)) for p in paths if p.exists()]
             self._ingestor.prune(
                 lambda doc_id: doc_id in seen or not _under_any(doc_id, roots),
                 tenant=tenant,

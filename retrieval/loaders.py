@@ -1,16 +1,21 @@
 """Read files and JSONL records into :class:`SourceDocument` objects.
 
-Every format is turned into Markdown-like text (headings as ``#`` lines, blank lines between
-paragraphs) because that is the structure the chunker follows. Anything a user can get wrong
-(a missing, binary, empty, huge or corrupt file, a malformed JSONL line) becomes a
-:class:`BadDocumentError` whose one-line message names the file, so that an ingest run can
-report it and carry on with the other files.
+Every format is turned into Markdown-like text (headings as ``#`` lines, lists as ``-`` items,
+tables as Markdown tables, blank lines between paragraphs) because that is the structure the
+chunker follows. Markdown and text are read here; PDF, Word, PowerPoint, Excel, CSV and Hangul
+(HWPX, HWP) files by the converters in :mod:`retrieval.formats`. Anything a user can get wrong
+(a missing, binary, empty, huge or corrupt file, one over the per-file limits of
+:class:`FileLimits`, a malformed JSONL line) becomes a :class:`BadDocumentError` whose one-line
+message names the file, so that an ingest run can report it and carry on with the other files.
+
+Every text that enters from a file is NFC (one code point per Hangul syllable): contents, and
+also file names (macOS writes them decomposed), titles, ids, sources and JSONL fields.
 """
 
 from __future__ import annotations
 
 import codecs
-import io
+import dataclasses
 import json
 import os
 import re
@@ -21,27 +26,44 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import PreformattedString
-from pypdf import PdfReader
 
 from retrieval.chunking import split_markdown_sections
 from retrieval.documents import SourceDocument
 from retrieval.errors import BadDocumentError
+from retrieval.formats.hwp import hwp_to_text
+from retrieval.formats.hwpx import hwpx_to_text
+from retrieval.formats.limits import FileLimits, check_output
+from retrieval.formats.office import OFFICE_SUFFIXES, csv_to_text, office_to_text
+from retrieval.formats.pdf import pdf_to_text
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
+    "FileLimits",
     "clean_text",
+    "file_document_id",
     "html_main_text",
     "iter_files",
     "load_file",
     "load_jsonl",
+    "nfc",
 ]
 
 _MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 _TEXT_SUFFIXES = frozenset({".txt", ".text", ".rst"})
 _HTML_SUFFIXES = frozenset({".html", ".htm"})
 _PDF_SUFFIXES = frozenset({".pdf"})
+_CSV_SUFFIXES = frozenset({".csv"})
+_HWPX_SUFFIXES = frozenset({".hwpx"})
+_HWP_SUFFIXES = frozenset({".hwp"})
 SUPPORTED_SUFFIXES: frozenset[str] = (
-    _MARKDOWN_SUFFIXES | _TEXT_SUFFIXES | _HTML_SUFFIXES | _PDF_SUFFIXES
+    _MARKDOWN_SUFFIXES
+    | _TEXT_SUFFIXES
+    | _HTML_SUFFIXES
+    | _PDF_SUFFIXES
+    | OFFICE_SUFFIXES
+    | _CSV_SUFFIXES
+    | _HWPX_SUFFIXES
+    | _HWP_SUFFIXES
 )
 
 # Only the start is checked: enough to tell an image or archive from text without scanning
@@ -69,24 +91,24 @@ _HTML_HEADING_LEVELS = {f"h{level}": level for level in range(1, 7)}
 _WHITESPACE = re.compile(r"\s+")
 
 
-def load_file(path: Path, *, max_bytes: int = 20_000_000) -> SourceDocument:
-    """Load one Markdown, text, HTML or PDF file.
+def load_file(
+    path: Path, *, max_bytes: int | None = None, limits: FileLimits | None = None
+) -> SourceDocument:
+    """Load one file of a supported format (:data:`SUPPORTED_SUFFIXES`).
 
-    Raises :class:`BadDocumentError` for anything that cannot become useful text, so that the
-    caller never indexes an empty or garbled document by mistake.
+    ``limits`` bound what one file may cost (pages, seconds, output, unpacked size);
+    ``max_bytes``, when given, replaces its size limit. Raises :class:`BadDocumentError` for
+    anything that cannot become useful text or goes over a limit, so that the caller never
+    indexes an empty or garbled document by mistake and the run goes on with other files.
+    The id and source are the file's absolute path, in NFC.
     """
-    data = _read_bytes(path, max_bytes)
+    limits = limits or FileLimits()
+    if max_bytes is not None:
+        limits = dataclasses.replace(limits, max_bytes=max_bytes)
+    data = _read_bytes(path, limits.max_bytes)
     suffix = path.suffix.lower()
-    if suffix in _PDF_SUFFIXES:
-        title, text = _pdf_to_text(path, data)
-    elif suffix in _HTML_SUFFIXES:
-        title, text = _html_to_markdown(_decode_text(path, data))
-    elif suffix in _MARKDOWN_SUFFIXES:
-        text = _clean_text(_decode_text(path, data))
-        title = next((s.headings[-1] for s in split_markdown_sections(text) if s.level == 1), "")
-    else:
-        text = _clean_text(_decode_text(path, data))
-        title = ""
+    title, text = _convert(path, suffix, data, limits)
+    text, title = _clean_text(text), nfc(" ".join(title.split()))
     if not text.strip():
         if suffix in _PDF_SUFFIXES:
             what = "no extractable text (a scanned PDF without a text layer?); run OCR on it first"
@@ -95,10 +117,43 @@ def load_file(path: Path, *, max_bytes: int = 20_000_000) -> SourceDocument:
         else:
             what = "is empty; add content or leave it out"
         raise BadDocumentError(f"{path}: {what}")
-    resolved = str(path.resolve())
+    check_output(path, text, limits)
+    doc_id = file_document_id(path)
     return SourceDocument(
-        doc_id=resolved, title=title or path.stem, text=text, source=resolved, url=None
+        doc_id=doc_id, title=title or nfc(path.stem), text=text, source=doc_id, url=None
     )
+
+
+def file_document_id(path: Path) -> str:
+    """A file's document id: its absolute path in NFC (the same file, the same id, whichever
+    normalisation the file system hands back)."""
+    return nfc(str(path.resolve()))
+
+
+def nfc(text: str) -> str:
+    """``text`` in Unicode NFC: composed Hangul syllables and accents, as people type them."""
+    return unicodedata.normalize("NFC", text)
+
+
+def _convert(path: Path, suffix: str, data: bytes, limits: FileLimits) -> tuple[str, str]:
+    """``(title, text)`` by format; the title may be ""."""
+    if suffix in _PDF_SUFFIXES:
+        return pdf_to_text(path, data, limits)
+    if suffix in OFFICE_SUFFIXES:
+        return office_to_text(path, data, limits)
+    if suffix in _HWPX_SUFFIXES:
+        return hwpx_to_text(path, data, limits)
+    if suffix in _HWP_SUFFIXES:
+        return hwp_to_text(path, data, limits)
+    if suffix in _CSV_SUFFIXES:
+        return "", csv_to_text(path, _clean_text(_decode_text(path, data)))
+    if suffix in _HTML_SUFFIXES:
+        return _html_to_markdown(_decode_text(path, data))
+    text = _clean_text(_decode_text(path, data))
+    if suffix in _MARKDOWN_SUFFIXES:
+        headings = (s.headings[-1] for s in split_markdown_sections(text) if s.level == 1)
+        return next(headings, ""), text
+    return "", text
 
 
 def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -168,7 +223,7 @@ def _parse_record(
     # bool is an int in Python but never a meaningful id.
     if isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or not str(raw_id).strip():
         return BadDocumentError(f'{where}: "id" must be a non-empty string or integer')
-    doc_id = str(raw_id).strip()
+    doc_id = nfc(str(raw_id).strip())
     if doc_id in first_line:
         return BadDocumentError(
             f"{where}: duplicate id {doc_id!r} (first on line {first_line[doc_id]}); "
@@ -180,12 +235,12 @@ def _parse_record(
         return BadDocumentError(f'{where}: "title" must be a string')
     if url is not None and not isinstance(url, str):
         return BadDocumentError(f'{where}: "url" must be a string')
-    url = url.strip() if url else None
+    url = nfc(url.strip()) if url else None
     return SourceDocument(
         doc_id=doc_id,
-        title=" ".join(title.split()) if title and title.strip() else doc_id,
+        title=nfc(" ".join(title.split())) if title and title.strip() else doc_id,
         text=_clean_text(text),
-        source=url or f"{path.name}#{doc_id}",
+        source=url or f"{nfc(path.name)}#{doc_id}",
         url=url or None,
     )
 
@@ -262,31 +317,6 @@ def _clean_text(text: str) -> str:
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     return unicodedata.normalize("NFC", text)
-
-
-def _pdf_to_text(path: Path, data: bytes) -> tuple[str, str]:
-    """Extract the title and the text of each page, pages separated by blank lines.
-
-    pypdf signals a damaged file with many exception types (its own, but also ValueError,
-    KeyError, struct errors and the like from deep inside), so any exception it raises is
-    reported as a corrupt PDF.
-    """
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise BadDocumentError(f"{path}: the PDF is password-protected; remove the password")
-        metadata = reader.metadata
-        title = metadata.title if metadata is not None else None
-        pages = [page.extract_text() for page in reader.pages]
-    except BadDocumentError:
-        raise
-    except Exception as e:
-        reason = " ".join(str(e).split())[:200] or type(e).__name__
-        raise BadDocumentError(
-            f"{path}: not a readable PDF ({reason}); re-export or repair it"
-        ) from e
-    text = "\n\n".join(_clean_text(page).strip() for page in pages if page.strip())
-    return (" ".join(title.split()) if isinstance(title, str) else ""), text
 
 
 def html_main_text(html: str) -> tuple[str, str]:

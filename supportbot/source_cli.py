@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from supportbot.app import App
+from supportbot.workspace_option import WorkspaceOption
 
 source_app = typer.Typer(
     help="Knowledge sources (folders, web sites, Slack, Discord, Notion) kept in sync.",
@@ -37,7 +38,6 @@ source_app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
-WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="Workspace name.")]
 NameOption = Annotated[
     str, typer.Option("--name", "-n", help="Source name (unique per workspace).")
 ]
@@ -301,6 +301,8 @@ def source_sync(
     if run.errors:
         err.print(f"skipped: {run.error}", markup=False, highlight=False)
         raise typer.Exit(1)
+    if run.error:  # content the source has that was not indexed, counted by kind
+        err.print(run.error, markup=False, highlight=False)
 
 
 @contextmanager

@@ -38,6 +38,7 @@ from sync.connectors.base import (
     Failed,
     Item,
     Planned,
+    Skipped,
     SyncContext,
     Unchanged,
 )
@@ -64,6 +65,8 @@ class _Counts:
     chunks_removed: int = 0
     errors: int = 0
     messages: list[str] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    """What connectors could not index, by kind (:class:`Skipped`)."""
 
     def add_report(self, report: IngestReport) -> None:
         self.chunks_added += report.chunks_added
@@ -183,6 +186,9 @@ class SyncEngine:
             error_note = f"{counts.errors} document(s) skipped: {shown}{more}"
         else:
             error_note = error
+        if counts.skipped:
+            kinds = ", ".join(f"{n} {kind}(s)" for kind, n in sorted(counts.skipped.items()))
+            error_note = "; ".join(filter(None, [error_note, f"not indexed: {kinds}"]))
         chunks = None
         with contextlib.suppress(RetrievalError):
             chunks = await asyncio.to_thread(
@@ -359,6 +365,10 @@ class _Writer:
                 if isinstance(item, Checkpoint):
                     self.cursor = item.cursor
                     await self.checkpoint()
+                    continue
+                if isinstance(item, Skipped):
+                    skipped = self._counts.skipped
+                    skipped[item.kind] = skipped.get(item.kind, 0) + item.count
                     continue
                 self._take(item)
                 done += 1

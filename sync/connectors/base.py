@@ -8,7 +8,9 @@ A connector turns one external application into an async stream of items:
   same ``last_edited_time``), so nothing is fetched or embedded;
 * :class:`Failed` -- the document could not be read this time; what is stored stays;
 * :class:`Checkpoint` -- a resumable cursor: everything before it has been yielded;
-* :class:`Planned` -- how many documents to expect (for progress bars).
+* :class:`Planned` -- how many documents to expect (for progress bars);
+* :class:`Skipped` -- content the connector could not index (e.g. a Notion block type it does
+  not read), counted per kind in the run's summary instead of dropped silently.
 
 A stream that ends without raising has listed everything that exists in the source: the engine
 then removes the documents that were not seen in the pass. A stream that raises (or a process
@@ -65,7 +67,14 @@ class Planned:
     count: int
 
 
-Item = Document | Unchanged | Failed | Checkpoint | Planned
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    kind: str
+    """What was not indexed, in words ("Notion unsupported block")."""
+    count: int = 1
+
+
+Item = Document | Unchanged | Failed | Checkpoint | Planned | Skipped
 
 
 @dataclass(slots=True)

@@ -1,8 +1,10 @@
-"""A local folder: Markdown, text, HTML and PDF files, with the file loaders of ``ingest``.
+"""A local folder of documents, read with the file loaders of ``ingest`` (every format of
+:data:`~retrieval.loaders.SUPPORTED_SUFFIXES`, within the same per-file limits).
 
-A file's id is its path relative to the folder, its version its modification time and size,
-so a sync reads only files that changed. ``supportbot run`` also watches the folder and syncs
-it a moment after files change (see :mod:`sync.watch`).
+A file's id is its path relative to the folder in NFC (macOS writes names decomposed), its
+version its modification time and size, so a sync reads only files that changed.
+``supportbot run`` also watches the folder and syncs it a moment after files change (see
+:mod:`sync.watch`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.errors import BadDocumentError
-from retrieval.loaders import iter_files, load_file
+from retrieval.loaders import iter_files, load_file, nfc
 from sync.connectors.base import (
     Checkpoint,
     Connector,
@@ -60,7 +62,7 @@ class FolderConnector(Connector):
         yield Planned(len(files))
         max_bytes = int(float(self.config.get("max_file_mb", 20.0)) * 1024 * 1024)
         for n, path in enumerate(files, start=1):
-            doc_id = path.relative_to(root).as_posix()
+            doc_id = nfc(path.relative_to(root).as_posix())
             try:
                 info = path.stat()
             except OSError as e:

@@ -4,8 +4,13 @@ The integration's token reads what was shared with it: by default every page ``s
 finds; with ``--page`` the given pages and their sub-pages; with ``--database`` every entry of
 the databases (their data sources, Notion API 2025-09-03). A page is fetched again only when
 its ``last_edited_time`` moved (Notion moves it on any edit of the page's blocks); archived
-and trashed pages, and pages no longer shared, are removed. Blocks become Markdown-like text
-(headings, lists, to-dos, quotes, code), nested blocks included.
+and trashed pages, and pages no longer shared, are removed. Blocks become Markdown-like text,
+nested blocks included: headings, lists, to-dos, quotes, callouts, toggles, code, equations,
+tables (``table_row`` children as Markdown table rows), columns, synced blocks (an original's
+children, and a reference's through its original), child pages and databases by title, and
+bookmarks, embeds and media by caption and URL. A block type that carries text this connector
+cannot read (``unsupported``, a type Notion adds later) is yielded as :class:`Skipped` and
+counted in the run's summary, per type, never dropped silently. All text is NFC.
 
 The client's own retries are off: the source's transport (request budget, ``Retry-After``,
 back-off, OAuth refresh on 401) handles every request, as for the other connectors.
@@ -14,6 +19,8 @@ back-off, OAuth refresh on 401) handles every request, as for the other connecto
 from __future__ import annotations
 
 import base64
+import collections
+import unicodedata
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -29,6 +36,7 @@ from sync.connectors.base import (
     Failed,
     Item,
     Planned,
+    Skipped,
     SyncContext,
     Unchanged,
     require_list,
@@ -49,6 +57,20 @@ _PREFIX = {
     "quote": "> ",
     "callout": "> ",
 }
+# Blocks whose children are their content, not nested under them (no indentation).
+_CONTAINERS = frozenset({"column_list", "column", "synced_block", "table", "template"})
+# Known blocks that never carry text of their own.
+_NO_TEXT = frozenset(
+    {"divider", "breadcrumb", "table_of_contents", "column_list", "column", "synced_block",
+     "link_to_page", "table", "table_row"}
+)  # fmt: skip
+_RICH_TEXT = frozenset(
+    {"paragraph", "heading_1", "heading_2", "heading_3", "bulleted_list_item",
+     "numbered_list_item", "quote", "callout", "toggle", "template"}
+)  # fmt: skip
+_MEDIA = frozenset({"image", "video", "audio", "file", "pdf"})
+_LINKS = frozenset({"bookmark", "embed", "link_preview"})
+_GONE = ("object_not_found", "restricted_resource")
 
 
 def _normalize_id(value: str) -> str:
@@ -119,29 +141,40 @@ class NotionConnector(Connector):
             raise SourceUnavailableError(f"Notion: {e}") from e
         yield Planned(len(pages))
         for n, page in enumerate(pages, start=1):
-            yield await self._page_item(notion, ctx, page)
+            skipped: collections.Counter[str] = collections.Counter()
+            item = await self._page_item(notion, ctx, page, skipped)
+            for kind, count in sorted(skipped.items()):
+                yield Skipped(f"Notion {kind} block", count)
+            yield item
             if n % CHECKPOINT_EVERY == 0:
                 yield Checkpoint(None)
 
-    async def _page_item(self, notion: AsyncClient, ctx: SyncContext, page: dict[str, Any]) -> Item:
+    async def _page_item(
+        self,
+        notion: AsyncClient,
+        ctx: SyncContext,
+        page: dict[str, Any],
+        skipped: collections.Counter[str],
+    ) -> Item:
         page_id = str(page["id"])
         version = str(page.get("last_edited_time") or "")
         if version and ctx.version_of(page_id) == version:
             return Unchanged(page_id)
         try:
-            lines = await self._block_text(notion, page_id, depth=0)
+            lines = await self._block_text(notion, page_id, 0, 0, skipped)
         except APIResponseError as e:
-            if e.code in ("object_not_found", "restricted_resource"):
+            if e.code in _GONE:
                 return Document(id=page_id, deleted=True)
             if e.status in (401, 429) or e.status >= 500:
                 raise _translate(e) from e
             return Failed(page_id, f"Notion page {page_id}: {e.code}: {e}")
         title = page_title(page)
+        url = page.get("url")
         return Document(
             id=page_id,
             title=title or page_id,
-            text=join_blocks([(False, f"# {title}")] if title else [], lines),
-            url=page.get("url"),
+            text=_nfc(join_blocks([("", f"# {title}")] if title else [], lines)),
+            url=_nfc(url) if isinstance(url, str) else None,
             updated_at=_iso(page.get("last_edited_time")),
             version=version or None,
         )
@@ -208,48 +241,121 @@ class NotionConnector(Connector):
         )
 
     async def _block_text(
-        self, notion: AsyncClient, block_id: str, depth: int
-    ) -> list[tuple[bool, str]]:
-        """(is a list item, line) of every block with text, nested blocks in order."""
-        lines: list[tuple[bool, str]] = []
+        self,
+        notion: AsyncClient,
+        block_id: str,
+        depth: int,
+        indent: int,
+        skipped: collections.Counter[str],
+    ) -> list[tuple[str, str]]:
+        """(group, line) of every block with text, nested blocks in order.
+
+        ``group`` is "list" or "table" for lines that belong on consecutive lines, "" for a
+        paragraph of its own. ``depth`` bounds the recursion; ``indent`` is the list nesting.
+        """
+        lines: list[tuple[str, str]] = []
         async for block in self._children(notion, block_id):
             kind = str(block.get("type", ""))
-            if kind in ("child_page", "child_database"):
-                continue  # its own document
+            content = block.get(kind) or {}
+            if kind == "table":
+                lines.extend(await self._table(notion, block, skipped))
+                continue
             line = block_line(block)
-            if line:
+            if line is None:
+                skipped[kind or "untyped"] += 1
+            elif line:
                 listed = kind.endswith("list_item") or kind == "to_do"
-                lines.append((listed, "  " * depth + line if listed else line))
+                lines.append(("list", "  " * indent + line) if listed else ("", line))
+            if kind == "synced_block" and (content.get("synced_from") or {}).get("block_id"):
+                original = str(content["synced_from"]["block_id"])
+                try:
+                    lines.extend(
+                        await self._block_text(notion, original, depth + 1, indent, skipped)
+                    )
+                except APIResponseError as e:
+                    if e.code not in _GONE:
+                        raise
+                    skipped["synced_block (original not shared)"] += 1
+                continue
+            if kind in ("child_page", "child_database"):
+                continue  # its own document (or a database's entries)
             if block.get("has_children") and depth < MAX_DEPTH:
-                lines.extend(await self._block_text(notion, str(block["id"]), depth + 1))
+                inner = indent if kind in _CONTAINERS else indent + 1
+                lines.extend(
+                    await self._block_text(notion, str(block["id"]), depth + 1, inner, skipped)
+                )
         return lines
 
+    async def _table(
+        self, notion: AsyncClient, block: Mapping[str, Any], skipped: collections.Counter[str]
+    ) -> list[tuple[str, str]]:
+        """A table block's ``table_row`` children as Markdown table rows (header row first)."""
+        rows: list[list[str]] = []
+        async for child in self._children(notion, str(block["id"])):
+            if child.get("type") != "table_row":
+                skipped[str(child.get("type") or "untyped")] += 1
+                continue
+            cells = (child.get("table_row") or {}).get("cells") or []
+            rows.append([rich_text(cell).replace("|", "\\|") for cell in cells])
+        rows = [row for row in rows if any(row)]
+        if not rows:
+            return []
+        width = max(len(row) for row in rows)
+        out: list[tuple[str, str]] = []
+        for n, row in enumerate(rows):
+            padded = [" ".join(cell.split()) for cell in row] + [""] * (width - len(row))
+            out.append(("table", "| " + " | ".join(padded) + " |"))
+            if n == 0:
+                out.append(("table", "|" + " --- |" * width))
+        return out
 
-def join_blocks(*parts: list[tuple[bool, str]]) -> str:
-    """Blocks as paragraphs, but a list's items on consecutive lines (one list, one chunk)."""
+
+def join_blocks(*parts: list[tuple[str, str]]) -> str:
+    """Blocks as paragraphs, but a list's items and a table's rows on consecutive lines."""
     out: list[str] = []
-    previous_listed = False
-    for listed, line in (item for part in parts for item in part):
+    previous = ""
+    for group, line in (item for part in parts for item in part):
         if out:
-            out.append("\n" if listed and previous_listed else "\n\n")
+            out.append("\n" if group and group == previous else "\n\n")
         out.append(line)
-        previous_listed = listed
+        previous = group
     return "".join(out)
 
 
-def block_line(block: Mapping[str, Any]) -> str:
-    """One block as a line of Markdown-like text ("" for blocks without text)."""
+def block_line(block: Mapping[str, Any]) -> str | None:
+    """One block as a line of Markdown-like text: "" for a block without text, ``None`` for a
+    block type this connector does not read (the caller counts it)."""
     kind = str(block.get("type", ""))
     content = block.get(kind) or {}
     text = rich_text(content.get("rich_text") or [])
     if kind == "to_do":
         return f"- [{'x' if content.get('checked') else ' '}] {text}" if text else ""
     if kind == "code":
-        return f"```\n{text}\n```" if text else ""
+        caption = rich_text(content.get("caption") or [])
+        code = f"```{content.get('language') or ''}\n{text}\n```" if text else ""
+        return "\n\n".join(part for part in (caption, code) if part)
     if kind == "equation":
-        return str(content.get("expression") or "")
+        return str(content.get("expression") or "").strip()
+    if kind in ("child_page", "child_database"):
+        return " ".join(str(content.get("title") or "").split())
+    if kind in _LINKS or kind in _MEDIA:
+        caption = rich_text(content.get("caption") or [])
+        hosted = content.get(str(content.get("type") or "")) or {}
+        url = content.get("url") or (hosted.get("url") if isinstance(hosted, Mapping) else None)
+        name = str(content.get("name") or "")
+        if kind in _MEDIA:  # a hosted file's URL expires within the hour: not worth indexing
+            return " ".join(part for part in (caption, name) if part)
+        return " ".join(part for part in (caption, str(url or "")) if part)
+    if kind in _NO_TEXT:
+        return ""
+    if kind not in _RICH_TEXT and kind not in _PREFIX:
+        return None
     if not text:
         return ""
+    if kind == "callout":
+        icon = content.get("icon") or {}
+        emoji = icon.get("emoji") if isinstance(icon, Mapping) else None
+        return "> " + (f"{emoji} " if emoji else "") + text
     return _PREFIX.get(kind, "") + text
 
 
@@ -260,7 +366,7 @@ def rich_text(parts: list[Mapping[str, Any]]) -> str:
 def page_title(page: Mapping[str, Any]) -> str:
     for prop in (page.get("properties") or {}).values():
         if isinstance(prop, Mapping) and prop.get("type") == "title":
-            return " ".join(rich_text(prop.get("title") or []).split())
+            return _nfc(" ".join(rich_text(prop.get("title") or []).split()))
     return ""
 
 
@@ -273,6 +379,10 @@ async def _paginate(call: Any) -> AsyncIterator[dict[str, Any]]:
         cursor = body.get("next_cursor")
         if not body.get("has_more") or not cursor:
             return
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
 
 
 def _translate(error: APIResponseError) -> Exception:

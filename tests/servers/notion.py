@@ -45,6 +45,26 @@ def bullet(text: str, children: list[dict[str, Any]] | None = None) -> dict[str,
     return {"type": "bulleted_list_item", "text": text, "children": children or []}
 
 
+def rich(text: str) -> list[dict[str, Any]]:
+    """A rich-text array holding ``text``."""
+    return [{"type": "text", "plain_text": text, "text": {"content": text}}]
+
+
+def block(
+    kind: str,
+    body: dict[str, Any],
+    children: list[dict[str, Any]] | None = None,
+    *,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Any block type; ``body`` is the type's object (``{"rich_text": rich("...")}``), ``name``
+    gives the block a known id (``notion_id(name)``), e.g. an original synced block."""
+    spec: dict[str, Any] = {"type": kind, "body": body, "children": children or []}
+    if name is not None:
+        spec["id"] = notion_id(name)
+    return spec
+
+
 class NotionSimulator(BackgroundServer):
     thread_name = "notion-simulator"
 
@@ -125,6 +145,17 @@ class NotionSimulator(BackgroundServer):
             self._set_blocks(page_id, blocks)
         return page_id
 
+    def set_raw_blocks(self, parent_id: str, blocks: list[dict[str, Any]]) -> None:
+        """Serve ``blocks`` (Notion's JSON, as the API returns it) as the children of a page or
+        block id, in place of any there (child pages of a page are kept)."""
+        with self.lock:
+            keep = [
+                b
+                for b in self._blocks.get(parent_id, [])
+                if b["type"] in ("child_page", "child_database")
+            ]
+            self._blocks[parent_id] = copy.deepcopy(blocks) + keep
+
     def edit_page(self, name: str, blocks: list[dict[str, Any]]) -> None:
         """Replace a page's blocks; its last_edited_time moves on, as in Notion."""
         page_id = notion_id(name)
@@ -151,7 +182,7 @@ class NotionSimulator(BackgroundServer):
         ]
         built = []
         for n, spec in enumerate(blocks):
-            block_id = notion_id(f"{parent_id}/{n}/{spec['text']}")
+            block_id = spec.get("id") or notion_id(f"{parent_id}/{n}/{spec.get('text', '')}")
             built.append(self._block(spec, block_id))
             if spec.get("children"):
                 self._set_blocks(block_id, spec["children"])
@@ -159,8 +190,10 @@ class NotionSimulator(BackgroundServer):
 
     def _block(self, spec: dict[str, Any], block_id: str) -> dict[str, Any]:
         kind = spec["type"]
-        if kind == "child_page":
-            body: dict[str, Any] = {"title": spec["title"]}
+        if "body" in spec:  # the block type's own object, as Notion's API shapes it
+            body: dict[str, Any] = copy.deepcopy(spec["body"])
+        elif kind == "child_page":
+            body = {"title": spec["title"]}
         else:
             body = {
                 "rich_text": [

@@ -1,0 +1,164 @@
+"""PDF text with pdfminer.six's layout analysis and word joining from character positions.
+
+A PDF holds positioned glyphs, not words. Generators that set text with letter spacing (common
+in Korean documents: each syllable placed on its own) leave gaps between the letters of a word,
+and a fixed "gap over N% of the glyph" rule, as extractors use, reads every letter as a word:
+``세 금 계 산 서``. Here each line's own typical gap between letters is the baseline, and only a
+space glyph or a gap clearly wider than that baseline separates words; text set without letter
+spacing has a baseline near zero, so it reads as before.
+
+Lines keep pdfminer's grouping; text boxes (paragraphs, in reading order) are separated by blank
+lines, pages too. Page count, output size and time are limited per file (:class:`FileLimits`).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+from pdfminer.converter import PDFPageAggregator
+from pdfminer.layout import (
+    LAParams,
+    LTChar,
+    LTComponent,
+    LTContainer,
+    LTPage,
+    LTTextBox,
+    LTTextLine,
+    LTTextLineVertical,
+)
+from pdfminer.pdfdocument import PDFDocument, PDFPasswordIncorrect
+from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
+from pdfminer.pdfpage import PDFPage
+from pdfminer.pdfparser import PDFParser
+from pdfminer.pdftypes import resolve1
+from pdfminer.utils import decode_text
+
+from retrieval.errors import BadDocumentError
+from retrieval.formats.limits import Deadline, FileLimits
+
+__all__ = ["WORD_GAP_EM", "pdf_to_text"]
+
+WORD_GAP_EM = 0.15
+"""A gap wider than the line's typical letter gap by this much (in ems of the font size) is a
+space between words. Fonts' spaces are 0.25-0.33 em; kerning and justification inside a word
+move letters by a few hundredths."""
+
+
+def pdf_to_text(path: Path, data: bytes, limits: FileLimits) -> tuple[str, str]:
+    """``(title, text)`` of a PDF; raises :class:`BadDocumentError` naming the file.
+
+    pdfminer signals a damaged file with many exception types (its own, but also ValueError,
+    KeyError, struct and zlib errors from deep inside), so any exception it raises is reported
+    as a PDF it cannot read.
+    """
+    deadline = Deadline(path, limits)
+    try:
+        document = PDFDocument(PDFParser(io.BytesIO(data)), password="")
+        declared = _declared_pages(document)
+        if declared > limits.max_pages:
+            raise BadDocumentError(
+                f"{path}: declares {declared:,} pages, over the limit of {limits.max_pages:,} "
+                "pages; split it into smaller files"
+            )
+        title = _title(document)
+        pages: list[str] = []
+        total = 0
+        for text in _page_texts(path, document, limits, deadline):
+            total += len(text)
+            if total > limits.max_output_chars:
+                raise BadDocumentError(
+                    f"{path}: extracted text is over the limit of {limits.max_output_chars:,} "
+                    "characters; split it into smaller files"
+                )
+            if text:
+                pages.append(text)
+    except BadDocumentError:
+        raise
+    except PDFPasswordIncorrect as e:
+        raise BadDocumentError(f"{path}: the PDF is password-protected; remove the password") from e
+    except Exception as e:
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise BadDocumentError(
+            f"{path}: not a readable PDF ({reason}); re-export or repair it"
+        ) from e
+    return title, "\n\n".join(pages)
+
+
+def _page_texts(
+    path: Path, document: PDFDocument, limits: FileLimits, deadline: Deadline
+) -> Iterator[str]:
+    resources = PDFResourceManager(caching=True)
+    # all_texts: text inside figures (form XObjects) is grouped into lines as well.
+    device = PDFPageAggregator(resources, laparams=LAParams(all_texts=True))
+    interpreter = PDFPageInterpreter(resources, device)
+    for number, page in enumerate(PDFPage.create_pages(document), start=1):
+        if number > limits.max_pages:
+            raise BadDocumentError(
+                f"{path}: over the limit of {limits.max_pages:,} pages; split it into smaller files"
+            )
+        deadline.check()
+        interpreter.process_page(page)
+        layout = device.get_result()
+        yield _layout_text(layout)
+
+
+def _layout_text(layout: LTPage) -> str:
+    boxes: list[str] = []
+    for box in _text_boxes(layout):
+        lines = (line_text(line) for line in box if isinstance(line, LTTextLine))
+        text = "\n".join(line for line in lines if line)
+        if text:
+            boxes.append(text)
+    return "\n\n".join(boxes)
+
+
+def _text_boxes(container: LTContainer[LTComponent]) -> Iterator[LTTextBox]:
+    for item in container:
+        if isinstance(item, LTTextBox):
+            yield item
+        elif isinstance(item, LTContainer):
+            yield from _text_boxes(item)
+
+
+def line_text(line: LTTextLine) -> str:
+    """One line's words from its glyphs' positions (pdfminer's own inserted spaces ignored)."""
+    chars = [c for c in line if isinstance(c, LTChar)]
+    if not chars:
+        return " ".join(line.get_text().split())
+    vertical = isinstance(line, LTTextLineVertical)
+
+    def gap(a: LTChar, b: LTChar) -> float:
+        return (a.y0 - b.y1) if vertical else (b.x0 - a.x1)
+
+    pairs = list(itertools.pairwise(chars))
+    letter_gaps = [
+        gap(a, b) for a, b in pairs if not a.get_text().isspace() and not b.get_text().isspace()
+    ]
+    typical = max(0.0, statistics.median(letter_gaps)) if letter_gaps else 0.0
+    out = [chars[0].get_text()]
+    for a, b in pairs:
+        size = max(a.size, b.size, 1.0)
+        if gap(a, b) > typical + WORD_GAP_EM * size:
+            out.append(" ")
+        out.append(b.get_text())
+    return " ".join("".join(out).split())
+
+
+def _declared_pages(document: PDFDocument) -> int:
+    pages = resolve1(document.catalog.get("Pages"))
+    count = resolve1(pages.get("Count")) if isinstance(pages, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+
+def _title(document: PDFDocument) -> str:
+    for info in document.info:
+        value = resolve1(info.get("Title"))
+        if isinstance(value, bytes):
+            value = decode_text(value)
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())
+    return ""
