@@ -76,7 +76,8 @@ very helpful|super helpful|appreciate it|appreciated|much appreciated|i apprecia
 all good|sure|yes|yep|yup|yeah|yea|ya|alright|all right|right|roger|roger that|np|no worries
 no problem|solved|resolved|fixed|that fixed it|fixed it|that did it|that did the trick|done|good
 good to know|good stuff|i see|ah i see|clear|crystal clear|legend|you rock|you are the best
-youre the best|kudos|bravo|wow|thanks a lot|thanks a ton|ta|감사|감사합니다|감사해요
+youre the best|kudos|thats it|thats all|that is it|bravo|wow|thanks a lot|thanks a ton|ta
+감사|감사합니다|감사해요
 감사드립니다|감사드려요|감사합니당|감사해용|감사감사|감사용|감사요|고마워|고마워요|고마워용
 고맙습니다|고맙네요|고마워요오|고맙다|땡큐|땡스|쌩큐|댕큐|확인|확인했습니다|확인했어요|확인했어
 확인했음|확인 완료|확인했습니당|확인합니다|확인요|알겠습니다|알겠어요|알겠어|알았어요|알았습니다
@@ -100,7 +101,7 @@ for the explanation|for explaining|oh|ah|aha|oh ok|and|then|now|really|indeed|i|
 just|there|you|u|a|the|sir|madam|again and again|super|totally|too|also|well|정말|진짜|너무
 너무너무|많이|대단히|매우|아주|완전|다시|한번|다시 한번|답변|빠른|빠른 답변|친절한|자세한|설명
 도와주셔서|알려주셔서|답변해주셔서|답변해 주셔서|말씀|덕분에|아|오|와|우와|음|헐|ㅎ|그럼|그러면
-이제|잘|답변 감사합니다|여러분|님|봇|늘|항상|오늘도|요
+이제|잘|여러분|님|봇|늘|항상|오늘도|요
 """
 
 

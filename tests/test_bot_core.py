@@ -28,7 +28,7 @@ def _message(**overrides: object) -> IncomingMessage:
         ({"in_thread": True}, {"bot_answered_thread": True}, Action.ANSWER),
         ({"in_thread": True}, {}, Action.IGNORE),
         ({"is_direct": True, "from_bot": True}, {}, Action.IGNORE),
-        ({"mentions_bot": True, "text": "  "}, {}, Action.IGNORE),
+        ({"mentions_bot": True, "text": "  "}, {}, Action.PROMPT),  # no words: ask for some
         ({"mentions_bot": True}, {"workspace_ready": False}, Action.SETUP_NEEDED),
         ({}, {"workspace_ready": False}, Action.IGNORE),  # not addressed: no setup spam
     ],

@@ -38,12 +38,14 @@ def test_the_shared_case_decodes_to_plain_text():
         ("see <https://status.example.com|status.example.com>", "see status.example.com"),
         ("<https://a.example/x?a=1&amp;b=2|the &lt;new&gt; page>", "the <new> page"),
         ("go to <https://a.example/x?a=1&amp;b=2>", "go to https://a.example/x?a=1&b=2"),
-        ("mail <mailto:ann@a.example|Ann Lee> or <mailto:bo@a.example>", "mail Ann Lee or bo@a.example"),
+        ("mail <mailto:ann@a.example|Ann Lee> or <mailto:bo@a.example>",
+         "mail Ann Lee or bo@a.example"),
         # mentions: names from the label, else a neutral placeholder; the bot's own removed
         ("<@U0BOT> ask <@U0ALICE|alice> or <@W0BOB>", "ask @alice or @user"),
         ("in <#C0SUP|support> and <#C0OPS> or <#C0X|>", "in #support and #channel or #channel"),
         ("cc <!subteam^S0ONCALL|@oncall> <!subteam^S0X>", "cc @oncall @group"),
-        ("<!here> <!channel> <!everyone|everyone> is it down?", "@here @channel @everyone is it down?"),
+        ("<!here> <!channel> <!everyone|everyone> is it down?",
+         "@here @channel @everyone is it down?"),
         # dates: the fallback, else the moment in UTC
         ("due <!date^1700000000^{date_short}|Nov 14, 2023>", "due Nov 14, 2023"),
         ("due <!date^1700000000^{date_num}>", "due 2023-11-14 22:13 UTC"),
