@@ -81,7 +81,10 @@ class App:
 
     @cached_property
     def registry(self) -> WorkspaceRegistry:
-        return WorkspaceRegistry(self.engine)
+        """Workspaces; deleting one deletes every row it owned (supportbot.workspace_purge)."""
+        from supportbot.workspace_purge import WorkspaceOwnedRows
+
+        return WorkspaceRegistry(self.engine, owned_rows=WorkspaceOwnedRows())
 
     @cached_property
     def embedded_weaviate(self) -> EmbeddedWeaviate:

@@ -43,6 +43,7 @@ from supportbot.feedback_cli import feedback_app
 from supportbot.settings import Settings
 from supportbot.source_cli import SourceCliError, source_app
 from supportbot.source_cli import worker as source_worker
+from supportbot.workspace_option import WorkspaceOption, workspace_name
 from sync.errors import SyncError
 
 app = typer.Typer(
@@ -66,8 +67,6 @@ app.command("worker")(source_worker)
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
-
-WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="Workspace name.")]
 
 
 class CliError(Exception):
@@ -96,7 +95,12 @@ def _main(ctx: typer.Context) -> None:
 @workspace_app.command("create")
 def workspace_create(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Workspace name: letters, digits, '-', '_'.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Workspace name: 1-63 ASCII letters, digits, '-', '_' or Hangul syllables."
+        ),
+    ],
     slack_team: Annotated[list[str] | None, typer.Option(help="Slack team id (T...).")] = None,
     slack_enterprise: Annotated[
         list[str] | None, typer.Option(help="Slack Enterprise Grid org id (E...).")
@@ -152,15 +156,25 @@ def workspace_list(
 @workspace_app.command("delete")
 def workspace_delete(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Workspace to delete.")],
+    name: Annotated[str, typer.Argument(help="Workspace to delete (its exact name).")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete a workspace, its tenant and all its knowledge."""
-    if not yes and not typer.confirm(f"Delete workspace {name!r} and all its knowledge?"):
+    """Delete a workspace and everything it owns: knowledge, answers, ratings, verified answers,
+    DM choices, channel settings, sources with their credentials and sync state, and the Slack
+    installations of its teams. Interrupted, run it again: it finishes the job."""
+    if not yes and not typer.confirm(
+        f"Delete workspace {name!r} with its knowledge, answers, ratings, sources and credentials?"
+    ):
         raise typer.Exit(1)
     with _app(ctx) as application:
-        application.knowledge.delete_workspace(name)
-    out.print(f"deleted workspace [bold]{name}[/]")
+        counts = application.knowledge.delete_workspace(name)
+    deleted = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n and kind != "workspace")
+    what = "workspace" if counts.get("workspace") else "leftovers of workspace"
+    out.print(
+        f"deleted {what} {name}" + (f" ({deleted})" if deleted else ""),
+        markup=False,
+        highlight=False,
+    )
 
 
 @workspace_app.command("reindex")
@@ -209,10 +223,13 @@ def ingest(
             with _progress(total, "records") as on_item:
                 reports.append(kb.ingest_jsonl(workspace, jsonl, on_item=on_item))
     report = _merge(reports)
+    for note in report.invalid_urls:
+        err.print(note, markup=False, highlight=False)
+    dropped = f", {len(report.invalid_urls)} invalid URLs dropped" if report.invalid_urls else ""
     err.print(
         f"{workspace}: {report.documents} documents ({report.changed} changed, "
         f"{report.unchanged} unchanged), +{report.chunks_added} / -{report.chunks_removed} chunks, "
-        f"{report.pruned_documents} pruned, {len(report.errors)} skipped"
+        f"{report.pruned_documents} pruned, {len(report.errors)} skipped{dropped}"
     )
     if report.errors:
         raise typer.Exit(1)
@@ -259,6 +276,7 @@ def _merge(reports: list[IngestReport]) -> IngestReport:
         merged.chunks_removed += r.chunks_removed
         merged.pruned_documents += r.pruned_documents
         merged.errors.extend(r.errors)
+        merged.invalid_urls.extend(r.invalid_urls)
     return merged
 
 
@@ -390,7 +408,9 @@ def chat(ctx: typer.Context, workspace: WorkspaceOption) -> None:
 @app.command()
 def demo(
     ctx: typer.Context,
-    workspace: Annotated[str, typer.Option(help="Name of the demo workspace.")] = "demo",
+    workspace: Annotated[
+        str, typer.Option(help="Name of the demo workspace.", callback=workspace_name)
+    ] = "demo",
     no_chat: Annotated[bool, typer.Option(help="Set up only; do not open the chat.")] = False,
 ) -> None:
     """Create a demo workspace, ingest the bundled sample knowledge base and open the chat."""

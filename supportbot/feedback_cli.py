@@ -25,6 +25,7 @@ from feedback.review import ReviewItem, disliked_answers
 from feedback.splits import SPLITS, SplitRatios
 from retrieval.store import heading_path
 from supportbot.app import App
+from supportbot.workspace_option import WorkspaceOption
 
 feedback_app = typer.Typer(
     help="Answers and their 👍/👎: report, review, verified answers, fine-tuning exports.",
@@ -34,7 +35,6 @@ feedback_app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
-WorkspaceOption = Annotated[str, typer.Option("--workspace", "-w", help="Workspace name.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -50,7 +50,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _known(application: App) -> set[str]:
+def _known(application: App, workspace: str) -> set[str]:
+    """The registered workspaces, after checking that ``workspace`` is one of them: a deleted
+    workspace's name is unknown, like any other (nothing of it is left to report)."""
+    application.registry.get(workspace)
     return {w.name for w in application.registry.list()}
 
 
@@ -87,7 +90,7 @@ def export_command(
             similarity=application.settings.feedback_dpo_similarity,
             llm_only=llm_only,
         )
-        known = _known(application)
+        known = _known(application, workspace)
         manifest = export_dataset(
             application.engine,
             workspace,
@@ -134,7 +137,7 @@ def report_command(
             now=_now(),
             days=days,
             limit=limit,
-            known_workspaces=_known(application),
+            known_workspaces=_known(application, workspace),
         )
     if as_json:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
@@ -183,7 +186,7 @@ def review_command(
             workspace,
             min_relevance=application.settings.min_relevance,
             limit=limit,
-            known_workspaces=_known(application),
+            known_workspaces=_known(application, workspace),
         )
     if as_json:
         print(
