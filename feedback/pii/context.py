@@ -66,6 +66,11 @@ ACCOUNT_WORD = _keywords(
     ],
 )  # fmt: skip
 
+PHONE = _keywords(
+    ["전화", "연락처", "휴대폰", "핸드폰", "휴대전화"],
+    ["phone", "tel", "call", "mobile", "cell", "whatsapp", "contact"],
+)
+
 # Keywords that make a number something other than personal data. 국민연금/국민건강 are not
 # banks; 사업자등록번호 is a business's public identifier (printed on every Korean shop's
 # site), not a person's.
@@ -82,11 +87,12 @@ OTHER = _keywords(
         "transaction", "txn", "ref", "reference", "business registration", "isbn", "issn",
         "serial", "s/n", "sn", "model", "build", "version", "sku", "product", "item", "coupon",
         "barcode", "routing", "aba", "swift", "po", "usps", "fedex", "ups", "dhl", "ein",
-        "vat", "customer service", "hotline", "ext", "id",
+        "vat", "customer service", "hotline", "ext",
     ],
 )  # fmt: skip
 
-_SENTENCE_END = re.compile(r"[.?!。\n](?:\s|$)|\n")
+# "account no. 123", "tel. 010…": an abbreviation's dot does not end the sentence.
+_SENTENCE_END = re.compile(r"(?<!\bno)(?<!\bacct)(?<!\btel)(?<!\bph)[.?!。](?:\s|$)|\n")
 
 
 def nearest_before(text: str, start: int, patterns: dict[str, re.Pattern[str]], window: int) -> str:

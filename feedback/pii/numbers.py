@@ -35,6 +35,7 @@ from feedback.pii.context import (
     CARD,
     IDENTITY,
     OTHER,
+    PHONE,
     nearest_after,
     nearest_before,
 )
@@ -44,7 +45,7 @@ _DASH = "-‐‑‒–—−"
 # A digit run. It does not start inside a decimal or a thousands-separated number (1,234 /
 # 1.5), nor after "+" (international phone numbers are the phone rules' business).
 DIGIT_RUN = (
-    rf"(?<![0-9+])(?<![0-9][.,])[0-9]+(?:(?:[ \t]*[{_DASH}][ \t]*|[ \t]|\.)[0-9]+)*(?![0-9])"
+    rf"(?<![0-9+])(?<![0-9][.,])[0-9]+(?:(?:[ \t]*[{_DASH}][ \t]*|[ \t]{{1,3}}|\.)[0-9]+)*(?![0-9])"
 )
 IBAN_CANDIDATE = r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])"
 
@@ -208,4 +209,18 @@ def account_numbers(match: re.Match[str]) -> Iterator[Span]:
 
 def iban_numbers(match: re.Match[str]) -> Iterator[Span]:
     if iban.is_valid(match.group()):
+        yield match.span()
+
+
+# --- phone numbers --------------------------------------------------------------------------
+
+
+def phone_numbers(match: re.Match[str]) -> Iterator[Span]:
+    """A phone-shaped match, unless it is written without separators right after an order,
+    serial or routing keyword (``routing number 021000021`` is not a Seoul number)."""
+    if (
+        re.search(r"[^0-9]", match.group())
+        or nearest_before(match.string, match.start(), {"other": OTHER, "phone": PHONE}, 24)
+        != "other"
+    ):
         yield match.span()
