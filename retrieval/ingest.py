@@ -36,6 +36,8 @@ class IngestReport:
     chunks_removed: int = 0
     pruned_documents: int = 0
     errors: list[str] = field(default_factory=list)
+    invalid_urls: list[str] = field(default_factory=list)
+    """``"<document>: <why>"`` for each URL dropped as invalid (the document was stored)."""
 
 
 @dataclass(slots=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 from retrieval.chunking import Chunker
 from retrieval.documents import Chunk, SourceDocument
@@ -19,16 +21,24 @@ from retrieval.errors import BadDocumentError, EmbeddingModelMismatchError, Retr
 from retrieval.ingest import Ingestor, IngestReport
 from retrieval.loaders import file_document_id, iter_files, load_file, load_jsonl
 from retrieval.store import KnowledgeStore, SearchMode, SearchResult, StoredChunk, embedding_text
+from retrieval.urls import InvalidURLError, normalise_url
 from retrieval.workspaces import IdentityKind, WorkspaceInfo, WorkspaceRegistry
 
 ItemCallback = Callable[[str, str | None], None]
+T = TypeVar("T")
 
 FILE_ORIGIN = "file"
 JSONL_ORIGIN = "jsonl"
 
 
 class KnowledgeBase:
-    """Workspace-scoped ingestion and search over the shared store."""
+    """Workspace-scoped ingestion and search over the shared store.
+
+    Every write of documents (files, JSONL, synced sources, promoted answers) goes through
+    :meth:`ingest_paths`, :meth:`ingest_jsonl` or :meth:`upsert_documents`, and there through
+    :func:`checked_urls`: a document's URL is stored only in normal form, an invalid one is
+    dropped (the document is stored without it) and listed in the report's ``invalid_urls``.
+    """
 
     def __init__(
         self,
@@ -158,12 +168,14 @@ class KnowledgeBase:
                 except BadDocumentError as e:
                     yield e
 
+        dropped: list[str] = []
         report = self._ingestor.ingest(
-            documents(),
+            checked_urls(documents(), dropped),
             tenant=tenant,
             origin=FILE_ORIGIN,
             on_item=on_item,
         )
+        report.invalid_urls.extend(dropped)
         if prune:
             roots = [Path(file_document_id(p)) for p in paths if p.exists()]
             self._ingestor.prune(
@@ -178,16 +190,26 @@ class KnowledgeBase:
         self, name: str, path: Path, *, on_item: ItemCallback | None = None
     ) -> IngestReport:
         tenant = self.workspace(name).tenant
-        return self._ingestor.ingest(
-            load_jsonl(path), tenant=tenant, origin=JSONL_ORIGIN, on_item=on_item
+        dropped: list[str] = []
+        report = self._ingestor.ingest(
+            checked_urls(load_jsonl(path), dropped),
+            tenant=tenant,
+            origin=JSONL_ORIGIN,
+            on_item=on_item,
         )
+        report.invalid_urls.extend(dropped)
+        return report
 
     def upsert_documents(
         self, name: str, docs: Sequence[SourceDocument], *, origin: str
     ) -> IngestReport:
         """Write new and changed documents of a synced source (unchanged ones cost no embedding)."""
         tenant = self.workspace(name).tenant
-        return self._ingestor.upsert(docs, tenant=tenant, origin=origin)
+        dropped: list[str] = []
+        checked = list(checked_urls(docs, dropped))
+        report = self._ingestor.upsert(checked, tenant=tenant, origin=origin)
+        report.invalid_urls.extend(dropped)
+        return report
 
     def delete_documents(self, name: str, doc_ids: Sequence[str]) -> int:
         """Remove documents a source deleted; returns the number of chunks removed."""
@@ -231,6 +253,29 @@ class KnowledgeBase:
     def _all_chunks(self, tenant: str) -> Iterable[StoredChunk]:
         # Materialised first: rewriting objects while a cursor walks them could skip some.
         return list(self._store.iter_chunks(tenant=tenant))
+
+
+def checked_urls(
+    items: Iterable[SourceDocument | T], dropped: list[str]
+) -> Iterator[SourceDocument | T]:
+    """The documents with their URLs in normal form; invalid URLs removed and noted in ``dropped``.
+
+    A document whose ``source`` was its URL shows its id instead when the URL is dropped (the
+    source is what a citation shows). Other items (errors of unreadable documents) pass as
+    they are.
+    """
+    for item in items:
+        if isinstance(item, SourceDocument) and item.url is not None:
+            try:
+                url: str | None = normalise_url(item.url)
+            except InvalidURLError as e:
+                dropped.append(f"{item.doc_id}: invalid URL dropped ({e})")
+                url = None
+            source = item.source
+            if source == item.url:
+                source = url or item.doc_id
+            item = replace(item, url=url, source=source)
+        yield item
 
 
 def _under_any(doc_id: str, roots: Sequence[Path]) -> bool:

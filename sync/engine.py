@@ -68,9 +68,13 @@ class _Counts:
     skipped: dict[str, int] = field(default_factory=dict)
     """What connectors could not index, by kind (:class:`Skipped`)."""
 
+    invalid_urls: list[str] = field(default_factory=list)
+    """Documents stored without their URL because it was invalid, with why."""
+
     def add_report(self, report: IngestReport) -> None:
         self.chunks_added += report.chunks_added
         self.chunks_removed += report.chunks_removed
+        self.invalid_urls.extend(report.invalid_urls)
 
     def error(self, message: str) -> None:
         self.errors += 1
@@ -189,6 +193,11 @@ class SyncEngine:
         if counts.skipped:
             kinds = ", ".join(f"{n} {kind}(s)" for kind, n in sorted(counts.skipped.items()))
             error_note = "; ".join(filter(None, [error_note, f"not indexed: {kinds}"]))
+        if counts.invalid_urls:
+            bad = counts.invalid_urls
+            more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+            dropped = f"{len(bad)} invalid URLs dropped: {'; '.join(bad[:3])}{more}"
+            error_note = "; ".join(filter(None, [error_note, dropped]))
         chunks = None
         with contextlib.suppress(RetrievalError):
             chunks = await asyncio.to_thread(
@@ -460,6 +469,7 @@ class _Writer:
                 report.chunks_removed += one.chunks_removed
                 report.changed += one.changed
                 report.unchanged += one.unchanged
+                report.invalid_urls.extend(one.invalid_urls)
                 good.append((doc, digest))
         counts.add_report(report)
         counts.changed += report.changed
