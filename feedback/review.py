@@ -4,12 +4,13 @@ still went wrong)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from feedback.answers import RatedAnswer, load_answers, require_workspace
+from feedback.pii import Scrubber
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +47,36 @@ def disliked_answers(
     min_relevance: float,
     limit: int = 20,
     known_workspaces: set[str],
+    scrub: Scrubber | None = None,
 ) -> list[ReviewItem]:
-    """Answers with at least one 👎, the most disliked (by net rating) and newest first."""
+    """Answers with at least one 👎, the most disliked (by net rating) and newest first.
+
+    The texts (question, answer, retrieved passages) go through ``scrub`` (default: the
+    default :class:`~feedback.pii.Scrubber`, as exports): a review is read by people who
+    need the failure, not the user's card number."""
     require_workspace(engine, workspace, known_workspaces)
     answers = [a for a in load_answers(engine, workspace) if a.dislikes]
     answers.sort(key=lambda a: (a.net, -a.created_at.timestamp(), -a.id))
-    return [_item(a, min_relevance) for a in answers[:limit]]
+    scrub = scrub or Scrubber()
+    return [_item(_scrubbed(a, scrub), min_relevance) for a in answers[:limit]]
+
+
+def _scrubbed(answer: RatedAnswer, scrub: Scrubber) -> RatedAnswer:
+    return replace(
+        answer,
+        question=scrub(answer.question),
+        standalone_question=scrub(answer.standalone_question),
+        answer=scrub(answer.answer),
+        retrieved=[_scrubbed_chunk(chunk, scrub) for chunk in answer.retrieved],
+        prompt_messages=[
+            {**m, "content": scrub(m.get("content", ""))} for m in answer.prompt_messages
+        ],
+    )
+
+
+def _scrubbed_chunk(chunk: dict[str, object], scrub: Scrubber) -> dict[str, object]:
+    text = chunk.get("text")
+    return {**chunk, "text": scrub(text)} if isinstance(text, str) else chunk
 
 
 def _item(answer: RatedAnswer, min_relevance: float) -> ReviewItem:

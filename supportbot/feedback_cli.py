@@ -19,6 +19,7 @@ from rich.table import Table
 
 from feedback.errors import FeedbackError
 from feedback.export import ExportOptions, export_dataset
+from feedback.pii import Scrubber
 from feedback.promote import promote
 from feedback.report import Report, Totals, build_report
 from feedback.review import ReviewItem, disliked_answers
@@ -178,6 +179,9 @@ def review_command(
     workspace: WorkspaceOption,
     limit: Annotated[int, typer.Option(min=1, help="Answers to show.")] = 20,
     as_json: JsonOption = False,
+    scrub: Annotated[
+        bool, typer.Option("--scrub/--no-scrub", help="Replace PII and secrets (default: on).")
+    ] = True,
 ) -> None:
     """Disliked answers with the context they were given: did retrieval or generation fail?"""
     with App(ctx.obj) as application:
@@ -187,6 +191,7 @@ def review_command(
             min_relevance=application.settings.min_relevance,
             limit=limit,
             known_workspaces=_known(application, workspace),
+            scrub=Scrubber(enabled=scrub),
         )
     if as_json:
         print(

@@ -112,13 +112,35 @@ def _registration_numbers(match: re.Match[str], *, foreign: bool) -> Iterator[Sp
         if not _birth_date_ok(number) or (number[6] in "5678") != foreign:
             continue
         checksum_ok = rrn.is_valid(number)
-        near = nearest_before(text, span[0], {"id": IDENTITY, "other": OTHER}, 30)
+        near = nearest_before(text, span[0], {"id": IDENTITY, "other": OTHER}, 40)
         # Written 6 + 7, the shape is enough (recent numbers have no check digit) unless an
         # order keyword is nearer and the check digit fails; 13 bare digits need the check
         # digit. An identity keyword decides either way.
         plausible = written_split or checksum_ok
         if near == "id" or (near != "other" and plausible) or (written_split and checksum_ok):
             yield span
+
+
+# "앞자리 900101 뒷자리 1234567": the two halves apart, a few words between them.
+HALVES = r"(?<![0-9])(?P<front>[0-9]{6})(?![0-9])[^0-9]{1,20}(?P<back>[1-8][0-9]{6})(?![0-9])"
+
+
+def _registration_halves(match: re.Match[str], *, foreign: bool) -> Iterator[Span]:
+    number = match.group("front") + match.group("back")
+    if not _birth_date_ok(number) or (number[6] in "5678") != foreign:
+        return
+    near = nearest_before(match.string, match.start(), {"id": IDENTITY, "other": OTHER}, 40)
+    if near == "id":
+        yield match.span("front")
+        yield match.span("back")
+
+
+def resident_halves(match: re.Match[str]) -> Iterator[Span]:
+    return _registration_halves(match, foreign=False)
+
+
+def foreigner_halves(match: re.Match[str]) -> Iterator[Span]:
+    return _registration_halves(match, foreign=True)
 
 
 def resident_numbers(match: re.Match[str]) -> Iterator[Span]:

@@ -44,6 +44,12 @@ RULES: tuple[Rule, ...] = (
     rule("kr_foreigner_registration", "frn", "[FRN]", numbers.DIGIT_RUN,
          check=numbers.foreigner_numbers,
          checked="as kr_resident_registration, gender digit 5-8"),
+    rule("kr_resident_registration_halves", "rrn", "[RRN]", numbers.HALVES,
+         check=numbers.resident_halves,
+         checked="front and back written apart (앞자리 900101 뒷자리 1234567) after an "
+                 "identity keyword"),
+    rule("kr_foreigner_registration_halves", "frn", "[FRN]", numbers.HALVES,
+         check=numbers.foreigner_halves, checked="as kr_resident_registration_halves"),
     rule("card_number", "card", "[CARD]", numbers.DIGIT_RUN, check=numbers.card_numbers,
          checked="13-19 digits in consistently separated groups, Luhn-valid (stdnum.luhn), "
                  "an issuer prefix, not after an order/tracking keyword"),
