@@ -1,112 +1,154 @@
-"""How an answer looks on each platform, and how long replies are split.
+"""How an answer looks on each platform, and how a long one is cut into messages.
 
-Slack's mrkdwn and Discord's Markdown differ in bold and links; answers from a chat model come
-in common Markdown. The sources go under the answer, once per document, as links where the
-document has a URL.
+The answer's Markdown is rendered by :mod:`bot.render.markdown` (code untouched, everything
+else escaped, links only to the cited sources, no images, no pings); its sources go under it,
+once per document, linked where the document has a valid URL. Long answers are cut by
+:mod:`bot.render.split` into balanced parts that each render on their own.
+
+Limits (characters, counted as UTF-16 code units):
+
+- Discord: 2,000 per message.
+- Slack: a section block's text holds 3,000; a message holds 50 blocks and its text is cut
+  at 40,000, but Slack refuses messages whose blocks add up to about 13,000 characters
+  (``msg_blocks_too_long``), so one message carries at most 12,000 in sections.
 """
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Literal
 
+from bot.render.document import Line, LineKind, Span, join_lines
+from bot.render.escape import Platform
+from bot.render.links import LinkPolicy, safe_url, shows_other_url
+from bot.render.markdown import MarkdownRenderer
+from bot.render.split import measure, split_lines
 from retrieval.chain import Answer, Source, group_by_document
 
-Style = Literal["slack", "discord"]
+Style = Platform
 
-# Slack renders up to 40k characters but splits long text unpredictably; Discord refuses more
-# than 2,000. A margin leaves room for a continuation marker.
-LIMITS: dict[Style, int] = {"slack": 3_900, "discord": 2_000}
+LIMITS: dict[Platform, int] = {"slack": 3_000, "discord": 2_000}
+SLACK_MESSAGE_CHARS = 12_000
+SLACK_SECTIONS_PER_MESSAGE = 49  # and one block for the feedback buttons
 
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
-_MD_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
-_HEADING = re.compile(r"^#{1,6}\s+(.+)$", re.MULTILINE)
+_SOURCES_HEADING: dict[Platform, str] = {"slack": "*Sources*", "discord": "**Sources**"}
 
 
-def _slack_escape(text: str) -> str:
-    """Escape what Slack treats as control characters in mrkdwn."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """One Slack message of an answer: its section texts, and ``text`` for notifications."""
+
+    sections: list[str]
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.sections)
 
 
-def _to_slack(text: str) -> str:
-    escaped = _slack_escape(text)
-    escaped = _HEADING.sub(r"*\1*", escaped)
-    escaped = _BOLD.sub(r"*\1*", escaped)
-    return _MD_LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1)}>", escaped)
+def answer_lines(answer: Answer, platform: Platform) -> list[Line]:
+    """The answer and its sources as rendered lines."""
+    renderer = MarkdownRenderer(platform, LinkPolicy(s.url for s in answer.sources))
+    lines = renderer.render(answer.text)
+    if answer.sources:
+        heading = Line((Span(_SOURCES_HEADING[platform], atomic=True),), gap="" if lines else None)
+        lines.append(heading)
+        lines += [
+            Line((Span("".join(f"[{n}]" for n in numbers), atomic=True), Span(" "), *label))
+            for numbers, source in group_by_document(answer.sources)
+            for label in [_source_label(source, renderer)]
+        ]
+    return lines
 
 
-def _source_label(source: Source, style: Style) -> str:
-    title = source.title or PurePath(source.source).name
-    if source.url:
-        if style == "slack":
-            return f"<{source.url}|{_slack_escape(title)}>"
-        return f"[{title}](<{source.url}>)"
+def _source_label(source: Source, renderer: MarkdownRenderer) -> list[Span]:
+    """A document's title, linked to its URL; a title that names another address is not."""
     name = PurePath(source.source).name
-    shown = title if name == title else f"{title} ({name})"
-    return _slack_escape(shown) if style == "slack" else shown
+    title = " ".join((source.title or name).split())
+    url = safe_url(source.url)
+    if url is None:
+        shown = title if not name or name == title else f"{title} ({name})"
+        return renderer.text_spans(shown)
+    if not shows_other_url(title, url) and "](" not in title:
+        return [renderer.link(url, title)]
+    return [*renderer.text_spans(title), Span(" "), renderer.link(url, url)]
 
 
 def format_answer(answer: Answer, style: Style) -> str:
     """The reply text: the answer in the platform's markup, then its sources."""
-    body = _to_slack(answer.text) if style == "slack" else answer.text
-    # Extractive answers quote with "> ", which Slack shows as a quote only unescaped.
-    if style == "slack":
-        body = re.sub(r"^&gt;", ">", body, flags=re.MULTILINE)
-    if not answer.sources:
-        return body
-    bold = "*" if style == "slack" else "**"
-    lines = [
-        f"{''.join(f'[{n}]' for n in numbers)} {_source_label(source, style)}"
-        for numbers, source in group_by_document(answer.sources)
-    ]
-    return f"{body}\n\n{bold}Sources{bold}\n" + "\n".join(lines)
+    return join_lines(answer_lines(answer, style))
+
+
+def answer_parts(answer: Answer, platform: Platform) -> list[str]:
+    """The reply cut into parts of at most the platform's limit, each valid alone."""
+    return split_lines(answer_lines(answer, platform), LIMITS[platform])
+
+
+def slack_messages(answer: Answer) -> list[SlackMessage]:
+    """The reply as Slack messages of one or more sections, as few and as even as fit."""
+    return group_sections(answer_parts(answer, "slack"))
+
+
+def group_sections(sections: list[str]) -> list[SlackMessage]:
+    """Consecutive sections packed into messages within Slack's per-message limits."""
+    messages: list[SlackMessage] = []
+    current: list[str] = []
+    size = 0
+    for section in sections:
+        if current and (
+            size + measure(section) > SLACK_MESSAGE_CHARS
+            or len(current) >= SLACK_SECTIONS_PER_MESSAGE
+        ):
+            messages.append(SlackMessage(current))
+            current, size = [], 0
+        current.append(section)
+        size += measure(section)
+    if current:
+        messages.append(SlackMessage(current))
+    return messages
+
+
+def render_notice(markdown: str, platform: Platform) -> str:
+    """One of the bot's own short messages (setup, apology, DM routing) in platform markup.
+
+    It goes through the same renderer as answers: names and other values put into it are
+    escaped, cannot ping, and no address in it becomes a link.
+    """
+    return join_lines(MarkdownRenderer(platform).render(markdown))
 
 
 def split_message(text: str, limit: int) -> list[str]:
-    """Split ``text`` into parts of at most ``limit`` characters.
+    """Already rendered ``text`` cut into balanced parts of at most ``limit`` characters.
 
-    Cuts fall between paragraphs where possible, else between lines, else inside a line, so a
-    long answer stays readable across several messages.
+    For text that did not come from :func:`answer_lines`: its code fences are found by their
+    lines; prefer :func:`answer_parts`, which also knows where links and citations are.
     """
-    if limit < 1:
-        raise ValueError("limit must be positive")
-    parts: list[str] = []
-    current = ""
-    for block in _blocks(text, limit):
-        candidate = f"{current}\n\n{block}" if current else block
-        if len(candidate) <= limit:
-            current = candidate
-            continue
-        if current:
-            parts.append(current)
-        current = block
-    if current or not parts:
-        parts.append(current)
-    return parts
+    return split_lines(lines_of(text), limit)
 
 
-def _blocks(text: str, limit: int) -> list[str]:
-    """Paragraphs no longer than ``limit``: long ones cut at lines, long lines cut hard."""
-    blocks: list[str] = []
-    for paragraph in text.split("\n\n"):
-        if len(paragraph) <= limit:
-            blocks.append(paragraph)
-            continue
-        current = ""
-        for line in paragraph.split("\n"):
-            while len(line) > limit:
-                if current:
-                    blocks.append(current)
-                    current = ""
-                blocks.append(line[:limit])
-                line = line[limit:]
-            candidate = f"{current}\n{line}" if current else line
-            if len(candidate) <= limit:
-                current = candidate
+def lines_of(text: str) -> list[Line]:
+    """Rendered text read back into lines: fences, blank-line gaps and quote markers."""
+    lines: list[Line] = []
+    fence = ""
+    gap: str | None = None
+    for raw in text.split("\n"):
+        if fence:
+            if raw.strip() == "```":
+                lines.append(Line((Span(raw),), LineKind.FENCE_CLOSE, gap=gap, fence=fence))
+                fence = ""
             else:
-                blocks.append(current)
-                current = line
-        if current:
-            blocks.append(current)
-    return blocks
+                lines.append(Line((Span(raw),), LineKind.CODE, gap=gap, fence=fence))
+            gap = None
+            continue
+        if raw.startswith("```") and raw.count("```") == 1:
+            fence = raw.strip()
+            lines.append(Line((Span(raw),), LineKind.FENCE_OPEN, gap=gap, fence=fence))
+            gap = None
+        elif not raw.strip() and lines:
+            gap = raw if gap is None else gap
+        else:
+            carry = "> " if raw.startswith("> ") else ""
+            lines.append(Line((Span(raw),), carry=carry, gap=gap))
+            gap = None
+    if fence:  # an unclosed fence is closed at the end
+        lines.append(Line((Span("```"),), LineKind.FENCE_CLOSE, fence=fence))
+    return lines

@@ -50,12 +50,17 @@ SOURCES = [
 
 def test_slack_format_uses_mrkdwn_links_and_lists_each_document_once():
     text = format_answer(
-        _answer("**Yes**: within 14 days [1][3]. See [guide](https://x.example/g) <b>", SOURCES),
+        _answer(
+            "**Yes**: within 14 days [1][3]. See [guide](https://help.example/refunds) <b>, "
+            "not [this](https://x.example/g)",
+            SOURCES,
+        ),
         "slack",
     )
 
     assert text.startswith(
-        "*Yes*: within 14 days [1][3]. See <https://x.example/g|guide> &lt;b&gt;"
+        "*Yes*: within 14 days [1][3]. See <https://help.example/refunds|guide> &lt;b&gt;, "
+        "not this (`https://x.example/g`)"  # links go only to the cited sources
     )
     assert (
         "*Sources*\n[1][2] <https://help.example/refunds|Refunds &amp; credits>\n"
@@ -90,6 +95,6 @@ def test_split_respects_the_limit_and_prefers_paragraph_boundaries():
 def test_split_cuts_overlong_lines_and_keeps_every_character():
     text = "가" * 4_500
     parts = split_message(text, 2_000)
-    assert [len(p) for p in parts] == [2_000, 2_000, 500]
+    assert [len(p) for p in parts] == [1_500, 1_500, 1_500]  # balanced
     assert "".join(parts) == text
     assert split_message("", 2_000) == [""]
