@@ -59,9 +59,10 @@ def _plant(engine: Engine, questions: list[str], vote: int) -> None:
         engine, user_hash_key=b"k", clock=lambda: NOW - timedelta(minutes=1000 - next(ticks))
     )
     for n, question in enumerate(questions):
-        chunk = {"chunk_id": f"c{n}", "doc_id": "refunds.md", "source": "refunds.md",
-                 "title": "Refunds", "heading": "", "url": None, "text": CONTEXT,
-                 "similarity": 0.9}  # fmt: skip
+        chunk: dict[str, object] = {
+            "chunk_id": f"c{n}", "doc_id": "refunds.md", "source": "refunds.md",
+            "title": "Refunds", "heading": "", "url": None, "text": CONTEXT, "similarity": 0.9,
+        }  # fmt: skip
         interaction = store.record_answer(
             AnswerRecord(
                 workspace="acme", platform="slack", question=question,
