@@ -234,7 +234,7 @@ def _only_chrome(tmp_path: Path) -> Path:
 
 
 def _unsupported(tmp_path: Path) -> Path:
-    path = tmp_path / "contract.docx"
+    path = tmp_path / "contract.key"
     path.write_bytes(b"PK\x03\x04")
     return path
 
@@ -269,7 +269,7 @@ def _folder(tmp_path: Path) -> Path:
         (_not_utf8, "not UTF-8"),
         (_empty, "empty"),
         (_only_chrome, "no text"),
-        (_unsupported, "unsupported file type '.docx'"),
+        (_unsupported, "unsupported file type '.key'"),
         (_corrupt_pdf, "not a readable PDF"),
         (_truncated_pdf, "not a readable PDF"),
         (_missing, "no such file"),
@@ -344,7 +344,8 @@ def test_unreadable_file_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_supported_suffixes_are_the_documented_ones() -> None:
     expected = {".md", ".markdown", ".txt", ".text", ".rst", ".html", ".htm", ".pdf"}
-    assert expected == SUPPORTED_SUFFIXES
+    office = {".docx", ".pptx", ".xlsx", ".csv", ".hwpx", ".hwp"}
+    assert expected | office == SUPPORTED_SUFFIXES
 
 
 def test_iter_files_expands_folders_in_path_order_and_skips_hidden(tmp_path: Path) -> None:
@@ -361,7 +362,7 @@ def test_iter_files_expands_folders_in_path_order_and_skips_hidden(tmp_path: Pat
     ):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text("x", encoding="utf-8")
-    explicit = tmp_path / "report.docx"
+    explicit = tmp_path / "report.key"
 
     found = list(iter_files([root, explicit, tmp_path / "missing.md"]))
 

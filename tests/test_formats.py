@@ -1,0 +1,384 @@
+"""The document formats companies keep knowledge in, read by :func:`load_file`.
+
+Why: a help centre's knowledge sits in Word, PowerPoint, Excel, CSV, PDF and (in Korea) Hangul
+files. Headings, lists and tables must come out as Markdown (the chunker follows them), Korean
+letter-spaced PDFs must give whole words (or keyword search misses them), and a file built to
+exhaust the reader (a page bomb, a zip bomb, one endless line) must be skipped in one line
+naming the file and the limit, quickly. Real files from ``shared/data/documents`` and variants
+the tests build with the formats' own libraries or per the formats' specs.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import docx
+import openpyxl
+import pptx
+import pytest
+from fpdf import FPDF
+
+from retrieval.errors import BadDocumentError
+from retrieval.formats.limits import FileLimits
+from retrieval.loaders import SUPPORTED_SUFFIXES, load_file
+from tests.conftest import SHARED_DATA
+from tests.document_files import (
+    hwp_file,
+    hwp_paragraph,
+    hwp_table,
+    hwpx_file,
+    hwpx_paragraph,
+    hwpx_table,
+    spaced_pdf,
+)
+
+DOCUMENTS = SHARED_DATA / "documents"
+CASES = SHARED_DATA.parent / "cases"
+
+
+def _one_line(error: BadDocumentError, path: Path) -> str:
+    message = str(error)
+    assert path.name in message and "\n" not in message
+    return message
+
+
+# --- Office files made by their programs -------------------------------------------------------
+
+
+def test_real_word_document_keeps_headings_and_tables() -> None:
+    doc = load_file(DOCUMENTS / "office" / "test.docx")
+    assert "# Abstract" in doc.text and "# Introduction" in doc.text
+    rows = [line for line in doc.text.splitlines() if line.startswith("| ")]
+    assert any("49e168b7-d2ae-407f-a055-2167576f39a1" in row for row in rows)  # in a table
+    assert "data:image" not in doc.text and "![" not in doc.text
+
+
+def test_real_powerpoint_keeps_slide_titles_tables_and_charts() -> None:
+    doc = load_file(DOCUMENTS / "office" / "test.pptx")
+    assert doc.title == "AutoGen: Enabling Next-Gen LLM Applications via Multi-Agent Conversation"
+    assert "# A table to test parsing:" in doc.text
+    assert "| 7 | 8 | 9 | 1b92870d-e3b5-4e65-8153-919f4ff45592 | 11 | 12 |" in doc.text
+    assert "a3f6004b-6f4f-4ea8-bee3-3741f4dc385f" in doc.text  # the chart's title
+    assert "This phrase of the caption is Human-written." in doc.text  # an image's alt text
+    assert "<!--" not in doc.text and "Picture4.jpg" not in doc.text
+
+
+def test_real_workbook_gives_every_sheet_as_a_table() -> None:
+    doc = load_file(DOCUMENTS / "office" / "test.xlsx")
+    assert "## Sheet1\n| Alpha | Beta | Gamma | Delta |\n| --- |" in doc.text
+    assert "| 58 | 6ff4173b-42a5-4784-9b19-f49caff4d93d | 22 | 9 |" in doc.text
+    assert "| 13 | 14 | 15 | affc7dad-52dc-4b98-9b5d-51e65d8a8ad0 |" in doc.text
+
+
+def test_korean_word_document_with_heading_list_and_table(tmp_path: Path) -> None:
+    document = docx.Document()
+    document.core_properties.title = "환불 정책"
+    document.add_heading("환불 정책", level=1)
+    document.add_paragraph("결제 후 14일 안에 환불을 요청할 수 있습니다.")
+    document.add_heading("환불 방법", level=2)
+    document.add_paragraph("설정에서 결제 내역을 엽니다", style="List Bullet")
+    document.add_paragraph("환불 요청을 누릅니다", style="List Bullet")
+    table = document.add_table(rows=2, cols=2)
+    for cell, text in zip(table._cells, ["결제 수단", "환불 기간", "카드", "3영업일"], strict=True):
+        cell.text = text
+    path = tmp_path / "환불.docx"
+    document.save(str(path))
+
+    doc = load_file(path)
+
+    assert doc.title == "환불 정책"
+    assert "# 환불 정책" in doc.text and "## 환불 방법" in doc.text
+    assert "* 설정에서 결제 내역을 엽니다\n* 환불 요청을 누릅니다" in doc.text
+    # Word tables without a marked header row get an empty one (mammoth, via markitdown).
+    assert "| --- | --- |\n| 결제 수단 | 환불 기간 |\n| 카드 | 3영업일 |" in doc.text
+
+
+def test_korean_slides_and_notes(tmp_path: Path) -> None:
+    deck = pptx.Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "휴면 계정 안내"
+    slide.placeholders[1].text = "1년 동안 로그인하지 않으면 휴면 계정이 됩니다."
+    slide.notes_slide.notes_text_frame.text = "발표자 메모: 해제는 본인 인증 후 즉시."
+    path = tmp_path / "휴면.pptx"
+    deck.save(str(path))
+
+    doc = load_file(path)
+
+    assert "# 휴면 계정 안내" in doc.text
+    assert "1년 동안 로그인하지 않으면" in doc.text
+    assert "해제는 본인 인증 후 즉시" in doc.text
+
+
+def test_workbook_with_korean_sheets_and_empty_cells(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "요금제"
+    sheet.append(["요금제", "월 요금", "비고"])
+    sheet.append(["베이직", "9,900원", None])
+    book.create_sheet("환불").append(["기간", "14일"])
+    path = tmp_path / "요금.xlsx"
+    book.save(str(path))
+
+    doc = load_file(path)
+
+    assert "## 요금제\n| 요금제 | 월 요금 | 비고 |" in doc.text
+    assert "| 베이직 | 9,900원 |" in doc.text
+    assert "## 환불" in doc.text
+
+
+@pytest.mark.parametrize(
+    ("encoding", "prefix"), [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("cp949", b"")]
+)
+def test_csv_becomes_a_markdown_table_in_any_usual_encoding(
+    tmp_path: Path, encoding: str, prefix: bytes
+) -> None:
+    path = tmp_path / "faq.csv"
+    rows = '질문,답변\n"환불은 언제?","14일 안에, 카드로"\n요금제 | 변경,설정 > 결제\n'
+    path.write_bytes(prefix + rows.encode(encoding))
+
+    doc = load_file(path)
+
+    assert doc.text.startswith("| 질문 | 답변 |\n| --- | --- |")
+    assert "| 환불은 언제? | 14일 안에, 카드로 |" in doc.text
+    assert "요금제 \\| 변경" in doc.text  # a pipe in a cell does not open a new column
+
+
+@pytest.mark.parametrize("suffix", [".docx", ".pptx", ".xlsx", ".hwpx"])
+def test_a_file_that_is_no_zip_package_is_named_in_one_line(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"contract{suffix}"
+    path.write_bytes(b"PK\x03\x04 but then nothing")
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path)
+    assert "not a ZIP package" in _one_line(caught.value, path)
+
+
+def test_a_damaged_word_document_is_reported_not_raised_raw(tmp_path: Path) -> None:
+    path = tmp_path / "broken.docx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("word/document.xml", "<w:document><unclosed")
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path)
+    assert "not a readable Word document" in _one_line(caught.value, path)
+
+
+# --- Hangul documents --------------------------------------------------------------------------
+
+
+def test_real_hwpx_document_gives_its_paragraphs() -> None:
+    doc = load_file(DOCUMENTS / "hwpx" / "multipara.hwpx")
+    assert doc.text.startswith(
+        "'어썸킴' 김하성(27·샌디에이고 파드리스)이 시원한 3점홈런을 폭발했다."
+    )
+    assert "\n\n김하성은 2일(이하 한국시간)" in doc.text
+    assert doc.text.endswith("김하성의 3점홈런은 결승타로 남았다.")
+    assert doc.title == "multipara"  # no title property: the file name
+
+
+def test_hwpx_headings_lists_and_tables_become_markdown(tmp_path: Path) -> None:
+    body = (
+        hwpx_paragraph("계정 안내", style="2")
+        + hwpx_paragraph("휴면 계정", shape="22")
+        + hwpx_paragraph("1년 동안 로그인하지 않은 계정")
+        + hwpx_paragraph("로그인", shape="20")
+        + hwpx_paragraph("본인 인증", shape="21")
+        + hwpx_table([["상태", "해제 방법"], ["휴면", "본인 인증 | 로그인"]])
+    )
+    path = tmp_path / "계정.hwpx"
+    path.write_bytes(hwpx_file([body, hwpx_paragraph("둘째 구역")], title="계정 안내서"))
+
+    doc = load_file(path)
+
+    assert doc.title == "계정 안내서"
+    assert doc.text == (
+        "# 계정 안내\n\n### 휴면 계정\n\n1년 동안 로그인하지 않은 계정\n\n"
+        "- 로그인\n  - 본인 인증\n\n"
+        "| 상태 | 해제 방법 |\n| --- | --- |\n| 휴면 | 본인 인증 \\| 로그인 |\n\n둘째 구역"
+    )
+
+
+def test_hwp_binary_paragraphs_and_tables(tmp_path: Path) -> None:
+    # No HWP file is in the shared data: this one is built per the HWP 5.0 format document.
+    section = (
+        hwp_paragraph("휴면 계정 해제 안내")
+        + hwp_paragraph("로그인 후 본인 인증을 하면 해제됩니다.", tab_before=True)
+        + hwp_table([["요금제", "월 요금"], ["베이직", "9,900원"]])
+        + hwp_paragraph("문의는 고객센터로.")
+    )
+    for compressed in (True, False):
+        path = tmp_path / f"안내-{compressed}.hwp"
+        path.write_bytes(hwp_file(section, compressed=compressed))
+
+        doc = load_file(path)
+
+        assert doc.text == (
+            "휴면 계정 해제 안내\n\n로그인 후 본인 인증을 하면 해제됩니다.\n\n"
+            "| 요금제 | 월 요금 |\n| --- | --- |\n| 베이직 | 9,900원 |\n\n문의는 고객센터로."
+        )
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"), [(0b10, "password-protected"), (0b100, "distribution document")]
+)
+def test_protected_hwp_documents_are_refused_in_one_line(
+    tmp_path: Path, flags: int, expected: str
+) -> None:
+    path = tmp_path / "secret.hwp"
+    path.write_bytes(hwp_file(hwp_paragraph("비밀"), flags=flags))
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path)
+    assert expected in _one_line(caught.value, path)
+
+
+def test_a_file_named_hwp_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "fake.hwp"
+    path.write_bytes(b"HWP Document File but plain bytes")
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path)
+    assert "not an HWP 5.0 document" in _one_line(caught.value, path)
+
+
+# --- PDF: letter-spaced Korean comes out as words -------------------------------------------
+
+
+def test_letter_spaced_korean_pdf_case_gives_whole_words() -> None:
+    doc = load_file(CASES / "pdf-spaced-hangul" / "세금계산서-안내.pdf")
+    assert (
+        doc.text == "세금계산서는 매월 10일에 발행됩니다. 환불은 영업일 기준 5일 이내에 처리됩니다."
+    )
+    assert doc.title == "Tax invoice guide"
+
+
+@pytest.mark.parametrize(
+    ("size", "tracking", "space"),
+    [
+        (11, 3, None),  # the case: space glyphs between words
+        (9, 6, None),  # wider tracking than the font's own space
+        (14, 1.5, None),
+        (11, 3, 9.0),  # no space glyphs at all: words only by a wider gap
+        (10, 0, 3.0),  # no letter spacing, words set by moving the pen
+    ],
+)
+def test_letter_spaced_pdf_variants_give_whole_words(
+    tmp_path: Path, size: float, tracking: float, space: float | None
+) -> None:
+    lines = ["휴면계정은 본인 인증 후 해제됩니다.", "Refunds take 5 business days."]
+    path = tmp_path / "spaced.pdf"
+    path.write_bytes(spaced_pdf(lines, size=size, tracking=tracking, space=space))
+
+    assert load_file(path).text.split() == " ".join(lines).split()
+
+
+def test_english_pdfs_from_a_real_generator_stay_correct(tmp_path: Path) -> None:
+    pdf = FPDF()
+    pdf.set_title("Refund policy")
+    pdf.set_font("Helvetica", size=11)
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "Refunds are issued within 14 days of the first payment.")
+    pdf.set_char_spacing(4)  # letter-spaced, as a heading style might be
+    pdf.set_x(pdf.l_margin)
+    pdf.cell(0, 8, "Contact billing support")
+    path = tmp_path / "refunds.pdf"
+    pdf.output(str(path))
+
+    doc = load_file(path)
+
+    assert doc.title == "Refund policy"
+    assert "Refunds are issued within 14 days of the first payment." in doc.text
+    assert "Contact billing support" in doc.text
+
+
+# --- Limits per file ----------------------------------------------------------------------------
+
+
+def test_page_bomb_pdf_is_refused_at_once_naming_the_limit() -> None:
+    path = CASES / "security" / "pdf-page-bomb" / "bomb_tree_90k.pdf"
+    started = time.monotonic()
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path)
+    assert time.monotonic() - started < 5
+    message = _one_line(caught.value, path)
+    assert "90,000 pages" in message and "limit of 2,000 pages" in message
+
+
+def test_pdf_with_more_real_pages_than_the_limit_is_refused(tmp_path: Path) -> None:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    for n in range(12):
+        pdf.add_page()
+        pdf.cell(0, 10, f"Page {n}")
+    path = tmp_path / "long.pdf"
+    pdf.output(str(path))
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path, limits=FileLimits(max_pages=10))
+    assert "limit of 10 pages" in _one_line(caught.value, path)
+
+
+def test_time_limit_stops_a_slow_file(tmp_path: Path) -> None:
+    path = tmp_path / "slow.pdf"
+    path.write_bytes(spaced_pdf(["세금계산서"]))
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path, limits=FileLimits(max_seconds=0))
+    assert "limit of 0 seconds" in _one_line(caught.value, path)
+
+
+def _zip_bomb(path: Path, member: str, size: int) -> Path:
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+        archive.open(member, "w", force_zip64=True) as handle,
+    ):
+        chunk = b"\0" * 1_000_000
+        for _ in range(size // len(chunk)):
+            handle.write(chunk)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("suffix", "member"),
+    [(".docx", "word/document.xml"), (".xlsx", "xl/worksheets/sheet1.xml"),
+     (".hwpx", "Contents/section0.xml")],
+)  # fmt: skip
+def test_zip_bombs_are_refused_before_inflating(tmp_path: Path, suffix: str, member: str) -> None:
+    path = _zip_bomb(tmp_path / f"bomb{suffix}", member, 210_000_000)
+    assert path.stat().st_size < 1_000_000
+    started = time.monotonic()
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path)
+    assert time.monotonic() - started < 5
+    message = _one_line(caught.value, path)
+    assert "unpacks to 210,000,000 bytes" in message and "limit of 200,000,000" in message
+
+
+def test_hwp_section_that_inflates_past_the_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.hwp"
+    path.write_bytes(hwp_file(hwp_paragraph("가" * 200_000)))
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path, limits=FileLimits(max_unpacked_bytes=100_000))
+    assert "over the limit of unpacked bytes" in _one_line(caught.value, path)
+
+
+def test_a_huge_single_line_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "minified.txt"
+    path.write_text("a" * 300_000, encoding="utf-8")
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path)
+    assert "a line of 300,000 characters" in _one_line(caught.value, path)
+
+
+def test_output_over_the_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "long.md"
+    path.write_text("word\n" * 5_000, encoding="utf-8")
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path, limits=FileLimits(max_output_chars=10_000))
+    assert "over the limit of 10,000 characters" in _one_line(caught.value, path)
+
+
+def test_supported_suffixes_include_the_office_and_hangul_formats() -> None:
+    assert {".docx", ".pptx", ".xlsx", ".csv", ".hwpx", ".hwp", ".pdf"} <= SUPPORTED_SUFFIXES
+
+
+def test_in_memory_helpers_are_real_zip_packages() -> None:
+    assert zipfile.is_zipfile(io.BytesIO(hwpx_file([hwpx_paragraph("x")])))
