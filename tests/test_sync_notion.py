@@ -7,13 +7,24 @@ refreshed through /v1/oauth/token and stored encrypted; rate limits are waited o
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from collections.abc import Iterator
 
 import pytest
 
 from supportbot.app import App
 from sync.connectors.notion import NotionConnector
-from tests.servers.notion import NotionSimulator, bullet, heading, notion_id, paragraph
+from tests.conftest import REPO
+from tests.servers.notion import (
+    NotionSimulator,
+    block,
+    bullet,
+    heading,
+    notion_id,
+    paragraph,
+    rich,
+)
 
 TOKEN = "secret_notion_old"
 
@@ -145,3 +156,114 @@ async def test_a_rejected_token_without_refresh_fails_clearly(
     run = await app.sync_engine.sync(ws_name, "wiki")
     assert run.status == "failed"
     assert run.error is not None and "no refresh token is stored" in run.error
+
+
+# --- Every block type that carries text ----------------------------------------------------------
+
+CASE = REPO.parent / "shared" / "cases" / "notion-table" / "notion_blocks.json"
+
+
+async def test_table_case_rows_are_indexed_as_markdown_table_rows(
+    notion_app: App, notion: NotionSimulator, ws_name: str
+) -> None:
+    app = notion_app
+    case = json.loads(CASE.read_text(encoding="utf-8"))
+    page_id = notion.add_page("pricing", "Plans and prices", [])
+    notion.set_raw_blocks(page_id, case["page"])
+    table = next(b for b in case["page"] if b["type"] == "table")
+    notion.set_raw_blocks(table["id"], case["table_rows"])
+    app.knowledge.create_workspace(ws_name)
+    add_notion(app, ws_name, {"token": TOKEN})
+
+    run = await app.sync_engine.sync(ws_name, "wiki")
+
+    assert (run.status, run.documents, run.error) == ("ok", 1, None)
+    text = top(app, ws_name, "Zephyrine Enterprise monthly price")
+    assert "Our plans and their monthly prices are listed below." in text
+    assert (
+        "| Plan | Monthly price | Seats |\n| --- | --- | --- |\n| Starter | 19 USD | 3 |\n"
+        "| Zephyrine Enterprise | 749 USD | unlimited |"
+    ) in text
+
+
+def _row(*cells: str) -> dict[str, object]:
+    return block("table_row", {"cells": [rich(cell) for cell in cells]})
+
+
+async def test_every_text_block_type_is_indexed_and_skipped_ones_are_counted(
+    notion_app: App, notion: NotionSimulator, ws_name: str
+) -> None:
+    app = notion_app
+    text = lambda value: {"rich_text": rich(value)}  # noqa: E731
+    blocks = [
+        block("toggle", text("환불 규정 펼치기"), [paragraph("토글 안: 14일 안에 환불됩니다.")]),
+        block("callout", {**text("점검 중에는 결제가 멈춥니다."), "icon": {"emoji": "⚠️"}}),
+        block("quote", text("고객의 말: 빠른 환불 감사합니다.")),
+        block("to_do", {**text("카드사 확인"), "checked": True}),
+        block("code", {**text("curl -X POST /refunds"), "language": "bash", "caption": []}),
+        block("equation", {"expression": "refund = price - fee"}),
+        block("heading_2", {**text("접히는 제목"), "is_toggleable": True},
+              [paragraph("제목 속 본문")]),
+        block(
+            "column_list", {},
+            [block("column", {}, [paragraph("왼쪽 칸: 카드 결제")]),
+             block("column", {}, [paragraph("오른쪽 칸: 계좌 이체")])],
+        ),
+        block("synced_block", {"synced_from": None}, [paragraph("동기화 원본 문단")],
+              name="synced-original"),
+        block("synced_block", {"synced_from": {"type": "block_id",
+                                               "block_id": notion_id("synced-original")}}),
+        block("bookmark", {"url": "https://help.example/refunds", "caption": rich("환불 도움말")}),
+        block("embed", {"url": "https://status.example", "caption": rich("상태 페이지")}),
+        block("table", {"table_width": 2, "has_column_header": False, "has_row_header": False},
+              [_row("은행", "영업일"), _row("국민", "2일")]),
+        block("divider", {}),
+        block("unsupported", {}),
+        block("ai_block", {"prompt": "?"}),
+    ]  # fmt: skip
+    notion.add_page("blocks", "Block kinds", blocks)
+    notion.add_page("child", "하위 페이지 제목", [paragraph("하위 페이지 본문")], parent="blocks")
+    app.knowledge.create_workspace(ws_name)
+    add_notion(app, ws_name, {"token": TOKEN}, pages=[notion_id("blocks")])
+
+    run = await app.sync_engine.sync(ws_name, "wiki")
+
+    assert (run.status, run.documents, run.errors) == ("ok", 2, 0)
+    assert run.error == "not indexed: 1 Notion ai_block block(s), 1 Notion unsupported block(s)"
+    page = next(
+        f"{r.heading}\n{r.text}"
+        for r in app.knowledge.search(ws_name, "환불", k=20, mode="keyword")
+        if r.doc_id.endswith(notion_id("blocks"))
+    )
+    texts = " ".join(
+        f"{r.heading}\n{r.text}"
+        for r in app.knowledge.search(ws_name, "환불 결제 제목 동기화 은행", k=20)
+        if r.doc_id.endswith(notion_id("blocks"))
+    )
+    for expected in (
+        "환불 규정 펼치기", "토글 안: 14일 안에 환불됩니다.", "> ⚠️ 점검 중에는 결제가 멈춥니다.",
+        "> 고객의 말: 빠른 환불 감사합니다.", "- [x] 카드사 확인",
+        "```bash\ncurl -X POST /refunds\n```", "refund = price - fee",
+        "접히는 제목\n제목 속 본문", "왼쪽 칸: 카드 결제",
+        "오른쪽 칸: 계좌 이체", "환불 도움말 https://help.example/refunds",
+        "상태 페이지 https://status.example", "| 은행 | 영업일 |\n| --- | --- |\n| 국민 | 2일 |",
+        "하위 페이지 제목",
+    ):  # fmt: skip
+        assert expected in page + texts, expected
+    # The original synced block's text, and once more through the reference to it.
+    assert (page + texts).count("동기화 원본 문단") >= 2
+
+
+async def test_decomposed_notion_titles_and_text_are_stored_in_nfc(
+    notion_app: App, notion: NotionSimulator, ws_name: str
+) -> None:
+    app = notion_app
+    nfd = lambda value: unicodedata.normalize("NFD", value)  # noqa: E731
+    notion.add_page("dormant", nfd("휴면계정 해제"), [paragraph(nfd("본인 인증 후 해제됩니다."))])
+    app.knowledge.create_workspace(ws_name)
+    add_notion(app, ws_name, {"token": TOKEN})
+
+    await app.sync_engine.sync(ws_name, "wiki")
+
+    hit = app.knowledge.search(ws_name, "휴면계정", k=1, mode="keyword")[0]
+    assert hit.title == "휴면계정 해제" and "본인 인증 후 해제됩니다." in hit.text
