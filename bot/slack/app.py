@@ -26,7 +26,7 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.decide import Action
-from bot.formatting import format_answer, split_message
+from bot.formatting import render_notice, slack_messages
 from bot.message import IncomingMessage
 from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService
 from bot.slack.events import history_from_replies, incoming_from_event
@@ -37,8 +37,6 @@ from retrieval.prompts import is_korean
 logger = logging.getLogger(__name__)
 
 PLACEHOLDER = ":hourglass_flowing_sand: Looking that up…"
-# A section block holds at most 3,000 characters.
-SLACK_PART_LIMIT = 2_900
 _REACTIONS = {"+1": 1, "thumbsup": 1, "-1": -1, "thumbsdown": -1}
 _FEEDBACK_ACTIONS = {"feedback_helpful": 1, "feedback_not_helpful": -1}
 
@@ -221,7 +219,11 @@ class SlackBot:
         if decision.action is Action.SETUP_NEEDED:
             if await asyncio.to_thread(service.claim_delivery, "slack", f"setup:{message.team_id}"):
                 await client.chat_postMessage(
-                    channel=message.channel_id, thread_ts=thread_ts, text=SETUP_MESSAGE
+                    channel=message.channel_id,
+                    thread_ts=thread_ts,
+                    text=render_notice(SETUP_MESSAGE, "slack"),
+                    unfurl_links=False,
+                    unfurl_media=False,
                 )
             return
         assert workspace is not None
@@ -245,7 +247,11 @@ class SlackBot:
         bot_user_id: str | None,
     ) -> None:
         placeholder = await client.chat_postMessage(
-            channel=message.channel_id, thread_ts=thread_ts, text=PLACEHOLDER
+            channel=message.channel_id,
+            thread_ts=thread_ts,
+            text=PLACEHOLDER,
+            unfurl_links=False,
+            unfurl_media=False,
         )
         placeholder_ts = str(placeholder["ts"])
         reply_thread = thread_ts or placeholder_ts
@@ -256,7 +262,11 @@ class SlackBot:
             logger.exception("answering %s in %s failed", message.delivery_id, message.team_id)
             language = "ko" if is_korean(message.text) else "en"
             await client.chat_update(
-                channel=message.channel_id, ts=placeholder_ts, text=APOLOGY[language]
+                channel=message.channel_id,
+                ts=placeholder_ts,
+                text=render_notice(APOLOGY[language], "slack"),
+                unfurl_links=False,
+                unfurl_media=False,
             )
             return
         await self._post_answer(
@@ -282,20 +292,28 @@ class SlackBot:
             thread_id=reply_thread,
             reply_message_id=placeholder_ts,
         )
-        parts = split_message(format_answer(answer, "slack"), SLACK_PART_LIMIT)
-        for index, part in enumerate(parts):
-            last = index == len(parts) - 1
-            blocks = _blocks(part, with_feedback=last and answer.found)
+        # Unfurling off: no preview of any address is fetched by Slack for an answer.
+        messages = slack_messages(answer)
+        for index, part in enumerate(messages):
+            last = index == len(messages) - 1
+            blocks = _blocks(part.sections, with_feedback=last and answer.found)
             if index == 0:
                 await client.chat_update(
-                    channel=message.channel_id, ts=placeholder_ts, text=part, blocks=blocks
+                    channel=message.channel_id,
+                    ts=placeholder_ts,
+                    text=part.text,
+                    blocks=blocks,
+                    unfurl_links=False,
+                    unfurl_media=False,
                 )
                 continue
             response = await client.chat_postMessage(
                 channel=message.channel_id,
                 thread_ts=thread_ts or placeholder_ts,
-                text=part,
+                text=part.text,
                 blocks=blocks,
+                unfurl_links=False,
+                unfurl_media=False,
             )
             await asyncio.to_thread(
                 self._service.remember_reply,
@@ -332,8 +350,15 @@ def _slack_time(ts: object) -> datetime | None:
         return None
 
 
-def _blocks(text: str, *, with_feedback: bool) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+def _blocks(sections: list[str], *, with_feedback: bool) -> list[dict[str, Any]]:
+    """One section per part (each within Slack's 3,000 characters), then the feedback buttons.
+
+    ``verbatim``: Slack adds no links or mentions of its own to text already rendered safe.
+    """
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+        for text in sections
+    ]
     if with_feedback:
         blocks.append(
             {
