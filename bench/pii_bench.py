@@ -115,6 +115,26 @@ def evaluate(scrubber: Scrubber, rows: Iterable[Labelled]) -> Scores:
     return scores
 
 
+def public_texts(shared_data: Path) -> list[str]:
+    """The contexts and questions of KorQuAD 1.0 dev (Korean Wikipedia) and PolicyQA dev
+    (English privacy policies), SQuAD format: public text without personal numbers."""
+    texts: list[str] = []
+    for path in (
+        shared_data / "retrieval" / "korquad_v1_dev" / "KorQuAD_v1.0_dev.json",
+        shared_data / "retrieval" / "policyqa_dev" / "dev.json",
+    ):
+        for article in json.loads(path.read_text(encoding="utf-8"))["data"]:
+            for paragraph in article["paragraphs"]:
+                texts.append(paragraph["context"])
+                texts += [qa["question"] for qa in paragraph["qas"]]
+    return list(dict.fromkeys(texts))
+
+
+def findings(scrubber: Scrubber, texts: Iterable[str]) -> Counter[str]:
+    """How many spans of each kind the scrubber finds in ``texts``."""
+    return Counter(f.kind for text in texts for f in scrubber.find(text))
+
+
 def _cell(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
@@ -152,6 +172,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{scores.labelled}; lines without personal data changed: "
         f"{scores.negative_lines_touched} of {scores.negative_lines}"
     )
+    shared = REPO.parent / "shared" / "data"
+    if (shared / "retrieval").is_dir():
+        texts = public_texts(shared)
+        found = findings(Scrubber(), texts)
+        size = sum(len(t) for t in texts)
+        print(
+            f"\npublic text without personal numbers (KorQuAD 1.0 dev, PolicyQA dev: "
+            f"{len(texts)} texts, {size:,} characters), spans found per kind: "
+            + (", ".join(f"{k} {n}" for k, n in sorted(found.items())) or "none")
+        )
     if args.errors:
         print("\n" + "\n".join(scores.errors))
     return 0

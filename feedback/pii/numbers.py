@@ -246,3 +246,12 @@ def phone_numbers(match: re.Match[str]) -> Iterator[Span]:
         != "other"
     ):
         yield match.span()
+
+
+def international_numbers(match: re.Match[str]) -> Iterator[Span]:
+    """``+`` numbers with 8 to 15 digits (E.164 allows 15), not a signed figure
+    (``+25.68%``)."""
+    digits = sum(c.isdigit() for c in match.group())
+    after = match.string[match.end() : match.end() + 1]
+    if 8 <= digits <= 15 and after != "%":
+        yield match.span()

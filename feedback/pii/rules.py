@@ -60,7 +60,7 @@ RULES: tuple[Rule, ...] = (
     # +82 (0)10…) and landline (02-123-4567, 031-1234-5678) numbers; international numbers
     # written with +; North American numbers.
     rule("phone_kr", "phone", "[PHONE]", r"(?<![0-9-])(?:\+82[-.\s]?(?:\(0\)[-.\s]?|0)?(?:1[016789]|2|[3-6][1-5]|70)|(?<!\+)82[-.\s]?0?1[016789]|0(?:1[016789]|2|[3-6][1-5]|70))[-.\s)]{0,2}[0-9]{3,4}[-.\s]?[0-9]{4}(?![0-9]|-[0-9])", check=numbers.phone_numbers),  # noqa: E501
-    rule("phone_international", "phone", "[PHONE]", r"(?<![\w+])\+[0-9]{1,3}(?:[-.\s]?\(?[0-9]{1,4}\)?){2,5}(?![0-9])"),  # noqa: E501
+    rule("phone_international", "phone", "[PHONE]", r"(?<![\w+])\+[0-9]{1,3}(?:[-.\s]?\(?[0-9]{1,4}\)?){2,5}(?![0-9])", check=numbers.international_numbers),  # noqa: E501
     rule("phone_nanp", "phone", "[PHONE]", r"(?<![0-9-])(?:\+?1[-.\s]?)?\(?[2-9][0-9]{2}\)?[-.\s]{1,2}[0-9]{3}[-.\s][0-9]{4}(?![0-9]|-[0-9])", check=numbers.phone_numbers),  # noqa: E501
     # --- bank accounts, after phones (a phone number next to a bank name stays a phone) ------
     rule("bank_account", "account", "[ACCOUNT]", numbers.DIGIT_RUN, check=numbers.account_numbers,
