@@ -102,6 +102,7 @@ def test_each_kind_in_the_ways_people_write_it(text: str, expected: str):
         "account ID 1234567890 can't log in",
         "Zoom 회의 ID 845 1234 5678 입니다",
         "주민번호 900101-1****** 로 마스킹돼서 보여요",
+        "강남구(+59,206, +25.68%), 서초구(+43,820, +23.66%)",  # signed figures, not phones
     ],
 )
 def test_numbers_that_only_look_like_personal_data_are_kept(text: str):
