@@ -9,6 +9,7 @@ so one customer's event can only ever reach that customer's tenant.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,7 @@ from bot.models import BotReply, DirectMessageChoice, ProcessedDelivery
 from bot.routing import DmRoute, route_direct_message
 from feedback.store import FeedbackSink, answer_record
 from retrieval.chain import Answer, AnswerChain, Turn
-from retrieval.errors import RetrievalError
+from retrieval.errors import RetrievalError, StoreUnavailableError, WeaviateUnreachableError
 from retrieval.knowledge import KnowledgeBase
 from retrieval.workspaces import IdentityKind, WorkspaceInfo, WorkspaceRegistry
 
@@ -38,6 +39,19 @@ APOLOGY = {
     "ko": "죄송합니다. 일시적인 문제로 지금은 답변할 수 없습니다. 잠시 후 다시 시도하시거나 "
     "담당자에게 문의해 주세요.",
 }
+
+
+def log_answer_failure(log: logging.Logger, error: BaseException, what: str) -> None:
+    """Log why an answer failed (the user gets :data:`APOLOGY`).
+
+    A Weaviate outage is logged once, at WARNING, by its connection (and its end at INFO), so
+    each question it fails is only a DEBUG line here; anything else is an ERROR with its
+    traceback. ``what``: "answering <delivery id>", for the message.
+    """
+    if isinstance(error, WeaviateUnreachableError):
+        log.debug("%s failed: %s", what, error)
+    else:
+        log.error("%s failed", what, exc_info=error)
 
 
 # The identity a platform's team (a Slack workspace, a Discord server) is registered under.
@@ -219,6 +233,12 @@ class ConversationService:
                 session.rollback()
 
     def workspace_ready(self, workspace: WorkspaceInfo | None) -> bool:
+        """False only when ``workspace`` is known to have no knowledge (the setup notice).
+
+        When the store cannot tell (Weaviate down, restarting, unreachable), the workspace
+        counts as ready: the question then goes to the answer path, whose failure is an
+        apology, never a false "not set up" caused by the infrastructure.
+        """
         if workspace is None:
             return False
         now = self._clock()
@@ -227,7 +247,9 @@ class ConversationService:
             return True
         try:
             ready = self._knowledge.chunk_count(workspace.name) > 0
-        except RetrievalError:
+        except StoreUnavailableError:
+            return True
+        except RetrievalError:  # the workspace (its tenant) is gone: nothing to answer from
             return False
         if ready:
             self._ready_seen[workspace.name] = now

@@ -34,3 +34,7 @@ class EmbeddingError(RetrievalError):
 
 class LLMError(RetrievalError):
     """The chat model endpoint failed or timed out."""
+
+
+class WeaviateUnreachableError(StoreUnavailableError):
+    """No Weaviate answers right now (down, restarting or moved); the connection retries."""

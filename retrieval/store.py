@@ -8,10 +8,11 @@ implicitly (auto tenant creation is off): writing to or searching an unknown ten
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import numpy as np
 from weaviate import WeaviateClient
@@ -22,8 +23,14 @@ from weaviate.classes.tenants import Tenant
 from weaviate.collections import Collection
 from weaviate.exceptions import WeaviateBaseError
 
+from retrieval.connection import WeaviateConnection
 from retrieval.documents import Chunk
-from retrieval.errors import RetrievalError, StoreUnavailableError, UnknownWorkspaceError
+from retrieval.errors import (
+    RetrievalError,
+    StoreUnavailableError,
+    UnknownWorkspaceError,
+    WeaviateUnreachableError,
+)
 
 COLLECTION = "KnowledgeChunk"
 # BM25 reads the text twice: morphologically (kagome_kr splits Korean particles and endings off
@@ -34,6 +41,9 @@ KEYWORD_PROPERTIES = ["text", "text_words", "heading", "title"]
 _ID_NAMESPACE = uuid.UUID("6f1c2a4e-8d0b-4c1e-9a57-3b2f6d8e1c90")
 
 SearchMode = Literal["hybrid", "keyword", "vector"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def chunk_uuid(chunk: Chunk) -> str:
@@ -93,14 +103,60 @@ class DocumentSummary:
     chunk_ids: frozenset[str]
 
 
-class KnowledgeStore:
-    """Reads and writes knowledge chunks, always inside one named tenant."""
+def _reconnecting(
+    method: Callable[Concatenate[KnowledgeStore, P], T],
+) -> Callable[Concatenate[KnowledgeStore, P], T]:
+    """Run a store call; when it failed because Weaviate went away, restarted or moved, run it
+    once more on a new client (or fail with :class:`WeaviateUnreachableError`).
 
-    def __init__(self, client: WeaviateClient) -> None:
-        self._client = client
+    Every call wrapped here may run twice: reads, deletes and inserts (ids derive from the
+    content, so a repeated insert overwrites the same objects) are idempotent.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: KnowledgeStore, *args: P.args, **kwargs: P.kwargs) -> T:
+        generation = self._connection.generation
+        try:
+            result = method(self, *args, **kwargs)
+        except Exception as error:
+            if not _may_be_the_connection(error) or not self._connection.failed(
+                error, generation=generation
+            ):
+                raise
+            result = method(self, *args, **kwargs)
+        self._connection.mark_alive()
+        return result
+
+    return wrapper
+
+
+def _may_be_the_connection(error: Exception) -> bool:
+    """False for errors that certainly are not a lost connection (no re-check needed)."""
+    if isinstance(error, WeaviateUnreachableError | UnknownWorkspaceError):
+        return False
+    return not isinstance(error, RetrievalError) or isinstance(error, StoreUnavailableError)
+
+
+class KnowledgeStore:
+    """Reads and writes knowledge chunks, always inside one named tenant.
+
+    ``client``: a :class:`WeaviateConnection` (the bots and the CLI: survives Weaviate
+    restarts) or a plain client (used as it is).
+    """
+
+    def __init__(self, client: WeaviateClient | WeaviateConnection[Any]) -> None:
+        self._connection: WeaviateConnection[Any] = (
+            client if isinstance(client, WeaviateConnection) else WeaviateConnection.fixed(client)
+        )
+
+    @property
+    def _client(self) -> WeaviateClient:
+        """The current client (checked alive; raises :class:`WeaviateUnreachableError`)."""
+        return self._connection.client()
 
     # --- schema and tenants ------------------------------------------------------------------
 
+    @_reconnecting
     def ensure_schema(self) -> None:
         """Create the collection once; safe to call on every start."""
         try:
@@ -157,18 +213,22 @@ class KnowledgeStore:
                 return  # another process created it at the same moment
             raise StoreUnavailableError(f"could not create the Weaviate schema: {e}") from e
 
+    @_reconnecting
     def create_tenant(self, *, tenant: str) -> None:
         self._collection().tenants.create([Tenant(name=tenant)])
 
+    @_reconnecting
     def delete_tenant(self, *, tenant: str) -> None:
         """Remove the tenant and every chunk in it."""
         self._collection().tenants.remove([tenant])
 
+    @_reconnecting
     def tenant_exists(self, *, tenant: str) -> bool:
         return self._collection().tenants.exists(tenant)
 
     # --- writes ------------------------------------------------------------------------------
 
+    @_reconnecting
     def insert(self, items: Sequence[StoredChunk], *, tenant: str) -> None:
         if not items:
             return
@@ -197,6 +257,7 @@ class KnowledgeStore:
                 f"Weaviate rejected {len(result.errors)} of {len(objects)} chunks: {first.message}"
             )
 
+    @_reconnecting
     def delete_chunks(self, chunk_ids: Iterable[str], *, tenant: str) -> int:
         ids = list(chunk_ids)
         if not ids:
@@ -209,6 +270,7 @@ class KnowledgeStore:
             deleted += result.successful
         return deleted
 
+    @_reconnecting
     def delete_documents(self, doc_ids: Iterable[str], *, tenant: str) -> int:
         """Remove every chunk of the given documents (a source deleted them); returns chunks."""
         ids = list(doc_ids)
@@ -223,6 +285,7 @@ class KnowledgeStore:
             deleted += result.successful
         return deleted
 
+    @_reconnecting
     def delete_origin(self, origin: str, *, tenant: str) -> int:
         """Remove every chunk one origin wrote (a removed source); returns chunks."""
         try:
@@ -277,8 +340,10 @@ class KnowledgeStore:
                 vector = cast(list[float], obj.vector.get("default", []))
                 yield StoredChunk(chunk, vector, str(props["origin"]))
         except WeaviateBaseError as e:
+            self._connection.failed(e)  # the next call gets a new client (or a clear error)
             raise self._translate(e, tenant) from e
 
+    @_reconnecting
     def chunk_ids_of(self, doc_id: str, *, tenant: str) -> set[str]:
         response = self._tenant(tenant).query.fetch_objects(
             filters=Filter.by_property("doc_id").equal(doc_id),
@@ -287,6 +352,7 @@ class KnowledgeStore:
         )
         return {str(obj.uuid) for obj in response.objects}
 
+    @_reconnecting
     def chunk_ids_by_document(
         self, doc_ids: Iterable[str], *, tenant: str
     ) -> dict[str, frozenset[str]]:
@@ -306,6 +372,7 @@ class KnowledgeStore:
                 found.setdefault(str(obj.properties["doc_id"]), set()).add(str(obj.uuid))
         return {doc_id: frozenset(chunk_ids) for doc_id, chunk_ids in found.items()}
 
+    @_reconnecting
     def count(self, *, tenant: str, origin: str | None = None) -> int:
         """Chunks in the tenant, or only those written by one origin (e.g. one synced source)."""
         filters = Filter.by_property("origin").equal(origin) if origin is not None else None
@@ -315,6 +382,7 @@ class KnowledgeStore:
             raise self._translate(e, tenant) from e
         return int(result.total_count or 0)
 
+    @_reconnecting
     def search(
         self,
         query: str,
@@ -396,6 +464,7 @@ class KnowledgeStore:
         try:
             yield from self._tenant(tenant).iterator(return_properties=properties)
         except WeaviateBaseError as e:
+            self._connection.failed(e)  # the next call gets a new client (or a clear error)
             raise self._translate(e, tenant) from e
 
     @staticmethod

@@ -40,11 +40,16 @@ _NODE_NAME = "supportbot-embedded"
 
 @dataclass(frozen=True, slots=True)
 class ServerAddress:
-    """Where a running Weaviate answers."""
+    """Where a running Weaviate answers, and which process it is.
+
+    ``pid`` tells a server restarted on the same ports from the one before it, so a client of
+    the old one (whose gRPC channel may be stuck in back-off) is replaced.
+    """
 
     host: str
     http_port: int
     grpc_port: int
+    pid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +142,7 @@ class EmbeddedWeaviate:
     # --- internals -----------------------------------------------------------------------------
 
     def _address(self, record: _ServerRecord) -> ServerAddress:
-        return ServerAddress(self._host, record.http_port, record.grpc_port)
+        return ServerAddress(self._host, record.http_port, record.grpc_port, record.pid)
 
     def _read_record(self) -> _ServerRecord | None:
         path = self._dir / _STATE_FILE

@@ -11,7 +11,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import weaviate
@@ -24,13 +24,14 @@ from bot.service import ConversationService
 from feedback.store import SqlFeedbackStore
 from retrieval.chain import AnswerChain
 from retrieval.chunking import Chunker
+from retrieval.connection import WeaviateConnection, http_ready
 from retrieval.embeddings import LocalE5Embeddings, OpenAICompatibleEmbeddings, QueryBatchEmbeddings
-from retrieval.errors import StoreUnavailableError
 from retrieval.knowledge import KnowledgeBase
 from retrieval.store import KnowledgeStore
-from retrieval.weaviate_server import EmbeddedWeaviate
+from retrieval.weaviate_server import EmbeddedWeaviate, ServerAddress
 from retrieval.workspaces import WorkspaceRegistry
 from supportbot.database import make_engine
+from supportbot.private_files import private_directory, tighten_if_present
 from supportbot.settings import WEAVIATE_VERSION, Settings
 
 if TYPE_CHECKING:
@@ -70,14 +71,21 @@ class App:
             await client.close()
 
     def close(self) -> None:
-        if "weaviate" in self.__dict__:
-            self.weaviate.close()
+        if "weaviate_connection" in self.__dict__:
+            self.weaviate_connection.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
 
     @cached_property
     def engine(self) -> Engine:
+        if not self.settings.database_url:  # the default SQLite file inside the data directory
+            self.private_data_dir()
         return make_engine(self.settings.resolved_database_url)
+
+    def private_data_dir(self) -> Path:
+        """The data directory, created (or tightened) owner-only: it holds the database, the
+        secret key and the knowledge, whatever the umask."""
+        return private_directory(Path(self.settings.data_dir))
 
     @cached_property
     def registry(self) -> WorkspaceRegistry:
@@ -88,6 +96,7 @@ class App:
 
     @cached_property
     def embedded_weaviate(self) -> EmbeddedWeaviate:
+        self.private_data_dir()
         return EmbeddedWeaviate(
             self.settings.weaviate_data_dir,
             binary_path=self.settings.weaviate_binary_path,
@@ -96,44 +105,71 @@ class App:
         )
 
     @cached_property
-    def weaviate(self) -> WeaviateClient:
+    def weaviate_connection(self) -> WeaviateConnection[Any]:
+        """The Weaviate client holder: connects now, reconnects by itself when Weaviate
+        restarts, moves to new ports (the embedded server) or is briefly unreachable.
+
+        The embedded server is started here if none runs; later reconnections only look for
+        the one recorded in the data directory (whoever restarted it), they never start one.
+        """
         config = AdditionalConfig(timeout=Timeout(init=10, query=30, insert=120))
-        try:
-            if self.settings.weaviate_url:
-                url = urlparse(self.settings.weaviate_url)
-                secure = url.scheme == "https"
-                api_key = self.settings.weaviate_api_key
+        s = self.settings
+        connection: WeaviateConnection[Any]
+        if s.weaviate_url:
+            url = urlparse(s.weaviate_url)
+            secure = url.scheme == "https"
+            host = url.hostname or "localhost"
+            port = url.port or (443 if secure else 8080)
+            base = f"{url.scheme or 'http'}://{host}:{port}"
+            api_key = s.weaviate_api_key
+
+            def connect_remote(_address: str) -> WeaviateClient:
                 client = weaviate.connect_to_custom(
-                    http_host=url.hostname or "localhost",
-                    http_port=url.port or (443 if secure else 8080),
+                    http_host=host,
+                    http_port=port,
                     http_secure=secure,
-                    grpc_host=url.hostname or "localhost",
-                    grpc_port=self.settings.weaviate_grpc_port,
+                    grpc_host=host,
+                    grpc_port=s.weaviate_grpc_port,
                     grpc_secure=secure,
                     auth_credentials=Auth.api_key(api_key.get_secret_value()) if api_key else None,
                     additional_config=config,
                 )
-            else:
-                address = self.embedded_weaviate.ensure_running()
+                return _with_schema(client)
+
+            connection = WeaviateConnection(
+                locate=lambda: base if http_ready(base) else None,
+                connect=connect_remote,
+                where=f"Weaviate at {base}",
+            )
+        else:
+            embedded = self.embedded_weaviate
+            embedded.ensure_running()
+
+            def connect_local(address: ServerAddress) -> WeaviateClient:
                 client = weaviate.connect_to_local(
                     host=address.host,
                     port=address.http_port,
                     grpc_port=address.grpc_port,
                     additional_config=config,
                 )
-        except StoreUnavailableError:
-            raise
-        except Exception as e:
-            where = self.settings.weaviate_url or "the embedded server"
-            raise StoreUnavailableError(
-                f"cannot reach Weaviate at {where}: {str(e).splitlines()[0][:200]}"
-            ) from e
-        KnowledgeStore(client).ensure_schema()
-        return client
+                return _with_schema(client)
+
+            connection = WeaviateConnection(
+                locate=embedded.running_address,
+                connect=connect_local,
+                where=f"the embedded Weaviate in {s.weaviate_data_dir}",
+            )
+        connection.client()  # a broken setup fails now, with the reason
+        return connection
+
+    @property
+    def weaviate(self) -> WeaviateClient:
+        """The current Weaviate client (it changes when Weaviate restarts: do not keep it)."""
+        return self.weaviate_connection.client()
 
     @cached_property
     def store(self) -> KnowledgeStore:
-        return KnowledgeStore(self.weaviate)
+        return KnowledgeStore(self.weaviate_connection)
 
     @cached_property
     def local_embedder(self) -> LocalE5Embeddings:
@@ -233,7 +269,7 @@ class App:
             redis = Redis.from_url(s.redis_url.get_secret_value())
             locks = RedisWorkspaceLocks(redis, ttl_s=s.sync_lock_ttl_s)
         else:
-            locks = FileWorkspaceLocks(s.data_dir / "sync-locks")
+            locks = FileWorkspaceLocks(self.private_data_dir() / "sync-locks")
         return SyncEngine(self.sync_sources, self.knowledge, locks, api_urls=self.sync_api_urls)
 
     @property
@@ -251,10 +287,25 @@ class App:
         configured = self.settings.secret_key
         if configured:
             return configured.get_secret_value().encode()
-        path = Path(self.settings.data_dir) / "secret.key"
+        path = self.private_data_dir() / "secret.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process wrote it meanwhile
+                pass
+            else:
+                os.chmod(path, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32))
+        tighten_if_present(path)
         return path.read_text().strip().encode()
+
+
+def _with_schema(client: WeaviateClient) -> WeaviateClient:
+    """``client`` after making sure the collection exists (a new server may be empty)."""
+    try:
+        KnowledgeStore(client).ensure_schema()
+    except Exception:
+        client.close()
+        raise
+    return client

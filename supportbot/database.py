@@ -11,6 +11,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import create_engine
 
 from supportbot.migrations import upgrade
+from supportbot.private_files import private_directory, private_file, tighten_if_present
 
 
 def make_engine(url: str) -> Engine:
@@ -20,7 +21,7 @@ def make_engine(url: str) -> Engine:
     separate processes writing the same file.
     """
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite_file(Path(url.removeprefix("sqlite:///").split("?", 1)[0]))
     connect_args: dict[str, Any] = {}
     options: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
@@ -48,3 +49,16 @@ def make_engine(url: str) -> Engine:
     # a database made by an older version must be upgraded, not half-created.
     upgrade(engine)
     return engine
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """The database file owner-only (0600) before SQLite opens it.
+
+    SQLite gives its -wal and -shm files the database file's permissions, so they follow;
+    files an older version left readable to others are tightened. A missing parent directory
+    is created 0700; an existing one (the user's choice) is left as it is.
+    """
+    private_directory(path.parent, tighten=False)
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten_if_present(path.with_name(path.name + suffix))

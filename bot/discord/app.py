@@ -27,7 +27,7 @@ from bot.discord.events import history_turns, incoming_from_message, vote_of
 from bot.formatting import answer_parts, render_notice
 from bot.message import IncomingMessage
 from bot.routing import DmRoute, DmRouteKind, choose_message
-from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService
+from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService, log_answer_failure
 from retrieval.chain import Answer, Turn
 from retrieval.prompts import is_korean
 from retrieval.workspaces import WorkspaceInfo
@@ -276,8 +276,8 @@ class DiscordBot:
             async with message.channel.typing():
                 history = await self._history(message, incoming)
                 answer = await self._service.answer(workspace, incoming.text, history)
-        except Exception:
-            logger.exception("answering %s failed", incoming.delivery_id)
+        except Exception as e:
+            log_answer_failure(logger, e, f"answering {incoming.delivery_id}")
             apology = APOLOGY["ko" if is_korean(incoming.text) else "en"]
             await self._send_safely(self._reply(message, incoming, _notice(apology)))
             return
@@ -410,8 +410,8 @@ class DiscordBot:
             return
         try:
             answer = await self._service.answer(triage.situation.workspace, question, [])
-        except Exception:
-            logger.exception("answering /ask %s failed", interaction.id)
+        except Exception as e:
+            log_answer_failure(logger, e, f"answering /ask {interaction.id}")
             apology = APOLOGY["ko" if is_korean(question) else "en"]
             await interaction.followup.send(
                 _notice(apology),

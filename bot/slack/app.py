@@ -28,7 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.decide import Action
 from bot.formatting import render_notice, slack_messages
 from bot.message import IncomingMessage
-from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService
+from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService, log_answer_failure
 from bot.slack.events import history_from_replies, incoming_from_event
 from bot.slack.installations import forget_installation, forget_revoked_tokens
 from retrieval.chain import Answer
@@ -258,8 +258,8 @@ class SlackBot:
         try:
             history = await self._history(message, client, bot_user_id) if message.in_thread else []
             answer = await self._service.answer(workspace, message.text, history)
-        except Exception:
-            logger.exception("answering %s in %s failed", message.delivery_id, message.team_id)
+        except Exception as e:
+            log_answer_failure(logger, e, f"answering {message.delivery_id} in {message.team_id}")
             language = "ko" if is_korean(message.text) else "en"
             await client.chat_update(
                 channel=message.channel_id,
