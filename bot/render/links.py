@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from linkify_it import LinkifyIt
 
@@ -33,7 +33,8 @@ class UrlMatch:
 def safe_url(url: str | None) -> str | None:
     """``url`` normalised if it is a well-formed http(s) URL, else None.
 
-    Normalised: scheme and host lower-case, default port dropped. Rejected: any other scheme,
+    Normalised: scheme and host lower-case, default port dropped, characters that Markdown or
+    mentions could read in path, query and fragment percent-encoded. Rejected: any other scheme,
     no host, whitespace or control characters, and characters that close platform markup.
     """
     if not url or len(url) > 2_048:
@@ -53,7 +54,13 @@ def safe_url(url: str | None) -> str | None:
         host = f"{host}:{port}"
     if ":" in (parts.hostname or "") and not host.startswith("["):  # IPv6 literal
         host = f"[{host}]"
-    return urlunsplit((scheme, host, parts.path or "/", parts.query, parts.fragment))
+    path, query, fragment = (_quote(parts.path or "/"), _quote(parts.query), _quote(parts.fragment))
+    return urlunsplit((scheme, host, path, query, fragment))
+
+
+def _quote(component: str) -> str:
+    """Percent-encode what markup could read (``()[]!*@'``); what is encoded stays encoded."""
+    return quote(component, safe="/%:=&?~+,;$-._")
 
 
 def _key(url: str) -> str:
