@@ -92,7 +92,9 @@ def test_platform_identities_map_to_one_workspace(app: App, ws_name: str):
     assert [w.name for w in app.registry.list()] == [f"{ws_name}-1"]
 
 
-@pytest.mark.parametrize("bad", ["", "has space", "x" * 64, "-leading", "../etc"])
+@pytest.mark.parametrize(
+    "bad", ["", "has space", "x" * 64, "-leading", "../etc", "acme\n", "ac\u200bme", "ａｃｍｅ"]
+)
 def test_invalid_workspace_names_are_refused(app: App, bad: str):
     with pytest.raises(RetrievalError, match="invalid workspace name"):
         app.knowledge.create_workspace(bad)

@@ -126,7 +126,7 @@ def test_a_look_alike_of_an_existing_workspace_is_refused_naming_it(
 def test_cyrillic_look_alike_is_refused_as_not_ascii(engine: Engine) -> None:
     registry = WorkspaceRegistry(engine)
     registry.create("acme", embedding_model="m")
-    with pytest.raises(InvalidWorkspaceNameError, match="CYRILLIC SMALL LETTER A.*ASCII"):
+    with pytest.raises(InvalidWorkspaceNameError, match=r"CYRILLIC SMALL LETTER A.*ASCII"):
         registry.create("\u0430\u0441me", embedding_model="m")
     assert [w.name for w in registry.list()] == ["acme"]
 
@@ -181,7 +181,7 @@ def test_two_look_alikes_created_at_once_leave_one(
     registry = WorkspaceRegistry(engine)
     registry.create("acme", embedding_model="m")
     monkeypatch.setattr(WorkspaceRegistry, "_refuse_look_alike", staticmethod(lambda *_: None))
-    with pytest.raises(WorkspaceNameTooSimilarError, match="'acme'.*same moment"):
+    with pytest.raises(WorkspaceNameTooSimilarError, match=r"'acme'.*same moment"):
         registry.create("ACME", embedding_model="m")
     assert [w.name for w in registry.list()] == ["acme"]
 
