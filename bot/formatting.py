@@ -48,9 +48,10 @@ class SlackMessage:
 def answer_lines(answer: Answer, platform: Platform) -> list[Line]:
     """The answer and its sources as rendered lines."""
     renderer = MarkdownRenderer(platform, LinkPolicy(s.url for s in answer.sources))
-    lines = renderer.render(answer.text)
+    # A platform refuses an empty message: a blank answer still shows something.
+    lines = renderer.render(answer.text) or [Line((Span("…"),))]
     if answer.sources:
-        heading = Line((Span(_SOURCES_HEADING[platform], atomic=True),), gap="" if lines else None)
+        heading = Line((Span(_SOURCES_HEADING[platform], atomic=True),), gap="")
         lines.append(heading)
         lines += [
             Line((Span("".join(f"[{n}]" for n in numbers), atomic=True), Span(" "), *label))

@@ -142,3 +142,12 @@ def test_notices_keep_their_code_and_ping_nobody(notice: str, platform: str):
 def test_a_name_put_into_a_notice_cannot_ping(platform: str):
     text = render_notice("`acme`, @everyone, <@&42>, <!channel> are not workspaces", platform)  # type: ignore[arg-type]
     assert pings(text, platform) == [] and text.startswith("`acme`")
+
+
+@pytest.mark.parametrize("text", ["", "   \n\n  ", "<!-- -->"])
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_blank_answer_is_never_an_empty_message(text: str, platform: str):
+    for with_sources in (False, True):
+        sources = [Source(1, "d", "/kb/d.md", "Doc", None)] if with_sources else []
+        parts = answer_parts(_answer(text, sources), platform)  # type: ignore[arg-type]
+        assert parts and all(p.strip() for p in parts)
