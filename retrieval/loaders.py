@@ -24,9 +24,6 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from bs4 import BeautifulSoup, NavigableString, Tag
-from bs4.element import PreformattedString
-
 from retrieval.chunking import split_markdown_sections
 from retrieval.documents import SourceDocument
 from retrieval.errors import BadDocumentError
@@ -35,6 +32,7 @@ from retrieval.formats.hwpx import hwpx_to_text
 from retrieval.formats.limits import FileLimits, check_output
 from retrieval.formats.office import OFFICE_SUFFIXES, csv_to_text, office_to_text
 from retrieval.formats.pdf import pdf_to_text
+from retrieval.html import extract_main_text
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
@@ -71,25 +69,6 @@ SUPPORTED_SUFFIXES: frozenset[str] = (
 _BINARY_SNIFF_BYTES = 8192
 _HANGUL_SYLLABLE = re.compile("[\uac00-\ud7a3]")
 
-# Page chrome and interactive widgets: their text (menus, cookie banners, button labels) would
-# only add noise to every chunk of every page.
-_DROPPED_HTML_TAGS = frozenset(
-    {
-        "script", "style", "nav", "footer", "header", "aside", "noscript", "svg", "template",
-        "form", "input", "button", "select", "option", "textarea", "iframe", "object", "embed",
-        "canvas", "head", "title", "meta", "link",
-    }
-)  # fmt: skip
-_BLOCK_HTML_TAGS = frozenset(
-    {
-        "address", "article", "blockquote", "body", "caption", "center", "dd", "details",
-        "dialog", "div", "dl", "dt", "fieldset", "figcaption", "figure", "hr", "html", "main",
-        "p", "section", "summary", "table", "tbody", "tfoot", "thead",
-    }
-)  # fmt: skip
-_HTML_HEADING_LEVELS = {f"h{level}": level for level in range(1, 7)}
-_WHITESPACE = re.compile(r"\s+")
-
 
 def load_file(
     path: Path, *, max_bytes: int | None = None, limits: FileLimits | None = None
@@ -113,7 +92,7 @@ def load_file(
         if suffix in _PDF_SUFFIXES:
             what = "no extractable text (a scanned PDF without a text layer?); run OCR on it first"
         elif suffix in _HTML_SUFFIXES:
-            what = "no text once scripts, navigation and forms are removed; leave it out"
+            what = "no text once menus, scripts and hidden parts are removed; leave it out"
         else:
             what = "is empty; add content or leave it out"
         raise BadDocumentError(f"{path}: {what}")
@@ -148,7 +127,7 @@ def _convert(path: Path, suffix: str, data: bytes, limits: FileLimits) -> tuple[
     if suffix in _CSV_SUFFIXES:
         return "", csv_to_text(path, _clean_text(_decode_text(path, data)))
     if suffix in _HTML_SUFFIXES:
-        return _html_to_markdown(_decode_text(path, data))
+        return html_main_text(_decode_text(path, data), name=str(path), limits=limits)
     text = _clean_text(_decode_text(path, data))
     if suffix in _MARKDOWN_SUFFIXES:
         headings = (s.headings[-1] for s in split_markdown_sections(text) if s.level == 1)
@@ -319,131 +298,20 @@ def _clean_text(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def html_main_text(html: str) -> tuple[str, str]:
-    """The title and main content of a web page, as the Markdown-like text files get.
+def html_main_text(
+    html: str, *, name: str = "HTML page", limits: FileLimits | None = None
+) -> tuple[str, str]:
+    """The title and main content of a web page as Markdown (see :mod:`retrieval.html`).
 
-    A page's ``<main>`` or ``<article>`` (or ``role="main"``) is its content when it has one;
-    the menus, sidebars and footers around it would otherwise repeat on every page.
+    Raises :class:`BadDocumentError`, starting with ``name``, for a page over a limit.
     """
-    soup = BeautifulSoup(html, "html.parser")
-    title = ""
-    for tag in (soup.find("title"), soup.find("h1")):
-        if tag is not None and not title:
-            title = " ".join(tag.get_text(" ").split())
-    main = soup.find("main") or soup.find("article") or soup.select_one('[role="main"]')
-    writer = _MarkdownWriter()
-    writer.walk(main if isinstance(main, Tag) else soup)
-    return title, _clean_text(writer.text())
+    page = extract_main_text(html, name=name, limits=limits)
+    return page.title, page.text
 
 
 def clean_text(text: str) -> str:
     """Text normalised as files are (line endings; NFC: one code point per Hangul syllable)."""
     return _clean_text(text)
-
-
-def _html_to_markdown(html: str) -> tuple[str, str]:
-    """Return the page title and its main text as Markdown-like text."""
-    soup = BeautifulSoup(html, "html.parser")
-    title = ""
-    for tag in (soup.find("title"), soup.find("h1")):
-        if tag is not None and not title:
-            title = " ".join(tag.get_text(" ").split())
-    writer = _MarkdownWriter()
-    writer.walk(soup)
-    return title, _clean_text(writer.text())
-
-
-class _MarkdownWriter:
-    """Collects HTML content as Markdown blocks.
-
-    Inline content accumulates until a block element ends it; list items and table rows are
-    kept on consecutive lines so a list stays one paragraph for the chunker.
-    """
-
-    def __init__(self) -> None:
-        self._blocks: list[tuple[str, str]] = []  # (kind, text)
-        self._inline: list[str] = []
-        self._prefix = ""
-        self._kind = "paragraph"
-        self._list_depth = 0
-
-    def text(self) -> str:
-        self._flush()
-        parts: list[str] = []
-        previous_kind = ""
-        for kind, block in self._blocks:
-            if parts:
-                same_list = kind == previous_kind and kind in ("item", "row")
-                parts.append("\n" if same_list else "\n\n")
-            parts.append(block)
-            previous_kind = kind
-        return "".join(parts)
-
-    def walk(self, node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, NavigableString):
-                # Comments, doctypes and CDATA are PreformattedStrings: markup, not text.
-                if not isinstance(child, PreformattedString):
-                    self._inline.append(_WHITESPACE.sub(" ", str(child)))
-                continue
-            if not isinstance(child, Tag) or child.name in _DROPPED_HTML_TAGS:
-                continue
-            name = child.name
-            if name in _HTML_HEADING_LEVELS:
-                self._flush()
-                self._start_block("#" * _HTML_HEADING_LEVELS[name] + " ", "heading")
-                self.walk(child)
-                self._end_block()
-            elif name == "li":
-                self._flush()
-                self._start_block("  " * max(0, self._list_depth - 1) + "- ", "item")
-                self.walk(child)
-                self._end_block()
-            elif name in ("ul", "ol"):
-                self._flush()
-                self._list_depth += 1
-                self.walk(child)
-                self._list_depth -= 1
-                self._flush()
-            elif name == "tr":
-                self._flush()
-                cells = [
-                    " ".join(cell.get_text(" ").split())
-                    for cell in child.find_all(("td", "th"), recursive=False)
-                ]
-                if any(cells):
-                    self._blocks.append(("row", " | ".join(cells)))
-            elif name == "pre":
-                self._flush()
-                code = child.get_text().strip("\n")
-                if code.strip():
-                    self._blocks.append(("code", f"```\n{code}\n```"))
-            elif name == "br":
-                self._inline.append("\n")
-            elif name in _BLOCK_HTML_TAGS:
-                self._flush()
-                self.walk(child)
-                self._flush()
-            else:
-                self.walk(child)
-
-    def _start_block(self, prefix: str, kind: str) -> None:
-        self._prefix, self._kind = prefix, kind
-
-    def _end_block(self) -> None:
-        """Flush, and drop the prefix of a heading or item that turned out to have no text."""
-        self._flush()
-        self._start_block("", "paragraph")
-
-    def _flush(self) -> None:
-        lines = (" ".join(line.split()) for line in "".join(self._inline).split("\n"))
-        # A <br> inside a heading must not push half of it out of the "#" line.
-        text = (" " if self._kind == "heading" else "\n").join(line for line in lines if line)
-        self._inline.clear()
-        # With no text yet, the prefix waits for it: "<li><p>text</p></li>" is still an item.
-        if text:
-            self._blocks.append((self._kind, self._prefix + text))
-            self._start_block("", "paragraph")
 
 
 def _os_reason(error: OSError) -> str:

@@ -148,7 +148,7 @@ def test_html_becomes_markdown_without_scripts_navigation_or_forms(tmp_path: Pat
     assert doc.title == "Password & SSO"
     assert doc.text == (
         "# Password and SSO\n\n"
-        "Reset your password from Settings → Security.\nAdmins can force a reset.\n\n"
+        "Reset your password from **Settings → Security**.\n\nAdmins can force a reset.\n\n"
         "## Single sign-on\n\n"
         "SSO with SAML 2.0 is available on the Business plan.\n\n"
         "- Okta\n"
@@ -170,7 +170,9 @@ def test_html_without_title_tag_uses_the_first_h1(tmp_path: Path) -> None:
     doc = load_file(path)
 
     assert doc.title == "Mobile app alerts"
-    assert doc.text == "# Mobile app alerts\n\nTurn alerts on.\n\nPlan | Alerts\nFree | Email"
+    assert doc.text == (
+        "# Mobile app alerts\n\nTurn alerts on.\n\n| Plan | Alerts |\n|---|---|\n| Free | Email |"
+    )
 
 
 def test_html_lists_keep_markers_when_items_hold_paragraphs(tmp_path: Path) -> None:
@@ -184,7 +186,7 @@ def test_html_lists_keep_markers_when_items_hold_paragraphs(tmp_path: Path) -> N
     doc = load_file(path)
 
     assert doc.title == "Export"
-    assert doc.text == "# Export\n\n- Open Settings.\n- Choose a format\n  - CSV\n  - JSON\n\nDone."
+    assert doc.text == "# Export\n\n1. Open Settings.\n2. Choose a format\n  - CSV\n  - JSON\n\nDone."
 
 
 def test_pdf_pages_load_with_the_metadata_title(tmp_path: Path) -> None:
