@@ -12,6 +12,7 @@ from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 
 from bot.discord import DiscordBot
 from bot.slack.app import SlackBot, ThreadReplyHook, slack_web_client
+from bot.slack.http import events_web_app
 from bot.slack.installations import (
     DEFAULT_STATE_EXPIRATION_S,
     InstallationKeyError,
@@ -233,7 +234,9 @@ async def _run_discord(application: App, bot: DiscordBot) -> None:
 async def _run_slack(application: App, bot: SlackBot, *, http: bool, host: str, port: int) -> None:
     s = application.settings
     if http:
-        runner = web.AppRunner(bot.app.web_app(path="/slack/events", port=port))
+        assert s.slack_signing_secret is not None  # checked when the bot was built
+        secret = s.slack_signing_secret.get_secret_value()
+        runner = web.AppRunner(events_web_app(bot.app, signing_secret=secret, path="/slack/events"))
         await runner.setup()
         await web.TCPSite(runner, host=host, port=port).start()
         logger.warning("Slack events at http://%s:%s/slack/events", host, port)

@@ -1,0 +1,192 @@
+"""Malformed and unsigned requests to ``/slack/events`` get a 4xx, quietly.
+
+The product's HTTP endpoint (bot.slack.http, what ``supportbot run --slack-http`` serves) in
+front of the real bolt app, over real HTTP. Before, bolt parsed the body before checking the
+signature: a non-JSON body, a JSON array or a non-numeric timestamp header was a 500 with a
+logged traceback. Every request here must get its 4xx and leave no ERROR and no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from bot.slack.app import SlackBot, slack_web_client
+from bot.slack.http import MAX_BODY_BYTES, events_web_app
+from supportbot.app import App
+from tests.servers.slack import sign_request, signed_event_request
+
+SECRET = "edge-signing-secret"
+NOW = str(int(time.time()))
+WELL_FORMED_BUT_WRONG = "v0=" + "0" * 64
+
+
+@pytest.fixture
+async def events_url(app: App) -> AsyncIterator[str]:
+    bot = SlackBot(
+        app.conversations,
+        client=slack_web_client(token="xoxb-edge", api_url="http://127.0.0.1:9/api/"),
+        signing_secret=SECRET,
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    runner = web.AppRunner(events_web_app(bot.app, signing_secret=SECRET))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}/slack/events"
+    await runner.cleanup()
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def assert_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    loud = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert loud == [], [f"{r.name}: {r.getMessage()}" for r in loud]
+    assert "Traceback" not in caplog.text
+
+
+def signed(raw: bytes, content_type: str = "application/json") -> dict[str, str]:
+    return {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": NOW,
+        "X-Slack-Signature": sign_request(raw, SECRET, int(NOW)),
+    }
+
+
+async def post(url: str, content: Any, headers: dict[str, Any]) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await client.post(url, content=content, headers=headers)
+
+
+UNSIGNED = [
+    pytest.param(
+        b"not json at all", {"Content-Type": "application/json"}, id="non-json-no-headers"
+    ),
+    pytest.param(b"[1, 2, 3]", {"Content-Type": "application/json"}, id="json-array-no-headers"),
+    pytest.param(
+        b"payload=%7Bbroken",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        id="broken-form-payload-no-headers",
+    ),
+    pytest.param(
+        b'{"type": "event_callback"}',
+        {"X-Slack-Request-Timestamp": "not-a-number", "X-Slack-Signature": WELL_FORMED_BUT_WRONG},
+        id="non-numeric-timestamp",
+    ),
+    pytest.param(
+        b"[]",
+        {"X-Slack-Request-Timestamp": "1e9", "X-Slack-Signature": WELL_FORMED_BUT_WRONG},
+        id="float-timestamp-json-array",
+    ),
+    pytest.param(
+        b"{}",
+        {
+            "X-Slack-Request-Timestamp": "١٧٠٠٠٠٠٠٠٠".encode(),
+            "X-Slack-Signature": WELL_FORMED_BUT_WRONG,
+        },
+        id="non-ascii-digit-timestamp",
+    ),
+    pytest.param(
+        b"{}", {"X-Slack-Request-Timestamp": "", "X-Slack-Signature": ""}, id="empty-headers"
+    ),
+    pytest.param(b"{}", {"X-Slack-Signature": WELL_FORMED_BUT_WRONG}, id="no-timestamp"),
+    pytest.param(b"{}", {"X-Slack-Request-Timestamp": NOW}, id="no-signature"),
+    pytest.param(
+        b"{}",
+        {"X-Slack-Request-Timestamp": NOW, "X-Slack-Signature": "v0=zz"},
+        id="malformed-signature",
+    ),
+    pytest.param(
+        b"not json",
+        {"X-Slack-Request-Timestamp": NOW, "X-Slack-Signature": WELL_FORMED_BUT_WRONG},
+        id="non-json-wrong-signature",
+    ),
+    pytest.param(
+        b"\xff\xfe\x00junk",
+        {"X-Slack-Request-Timestamp": NOW, "X-Slack-Signature": WELL_FORMED_BUT_WRONG},
+        id="binary-wrong-signature",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "headers"), UNSIGNED)
+async def test_unsigned_malformed_requests_get_401_quietly(
+    events_url: str, all_logs: pytest.LogCaptureFixture, body: bytes, headers: dict[str, Any]
+):
+    response = await post(events_url, body, headers)
+
+    assert response.status_code in (400, 401), response.text
+    assert_quiet(all_logs)
+
+
+SIGNED_MALFORMED = [
+    pytest.param(b"not json at all", "application/json", id="non-json"),
+    pytest.param(b"[1, 2, 3]", "application/json", id="json-array"),
+    pytest.param(b"null", "application/json", id="json-null"),
+    pytest.param(b'"a string"', "application/json", id="json-string"),
+    pytest.param(b"payload=%7Bbroken", "application/x-www-form-urlencoded", id="broken-payload"),
+    pytest.param(b"payload=%5B1%5D", "application/x-www-form-urlencoded", id="payload-array"),
+    pytest.param(b"\xff\xfe\x00junk", "application/json", id="not-utf8"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type"), SIGNED_MALFORMED)
+async def test_signed_but_malformed_bodies_get_400_quietly(
+    events_url: str, all_logs: pytest.LogCaptureFixture, body: bytes, content_type: str
+):
+    response = await post(events_url, body, signed(body, content_type))
+
+    assert response.status_code == 400, response.text
+    assert_quiet(all_logs)
+
+
+async def test_a_huge_body_is_refused_without_being_read(
+    events_url: str, all_logs: pytest.LogCaptureFixture
+):
+    huge = b"[" + b"1," * MAX_BODY_BYTES + b"1]"
+    declared = await post(events_url, huge, signed(b"{}"))
+
+    async def stream() -> AsyncIterator[bytes]:  # no Content-Length: chunked
+        for _ in range(3):
+            yield b" " * (MAX_BODY_BYTES // 2)
+
+    chunked = await post(events_url, stream(), signed(b"{}"))
+
+    assert declared.status_code == 413 and chunked.status_code == 413
+    assert_quiet(all_logs)
+
+
+async def test_a_stale_or_forged_signature_on_a_valid_event_gets_401(
+    events_url: str, all_logs: pytest.LogCaptureFixture
+):
+    challenge = {"type": "url_verification", "challenge": "abc", "token": "t"}
+    raw, stale = signed_event_request(challenge, SECRET, timestamp=int(time.time()) - 600)
+    _, forged = signed_event_request(challenge, "another-secret")
+
+    assert (await post(events_url, raw, stale)).status_code == 401
+    assert (await post(events_url, raw, forged)).status_code == 401
+    assert_quiet(all_logs)
+
+
+async def test_a_signed_well_formed_request_still_reaches_bolt(events_url: str):
+    raw, headers = signed_event_request(
+        {"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7"},
+        SECRET,
+    )
+
+    response = await post(events_url, raw, headers)
+
+    assert response.status_code == 200
+    assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7"}
