@@ -196,6 +196,7 @@ def _emoji_signal(text: str) -> Chatter | None:
 def prompt_language(text: str) -> Literal["ko", "en"] | None:
     """The language to ask for a question in: Korean if ``text`` has Hangul, English if it has
     Latin letters, None when it shows neither (emoji only)."""
+    text = _SHORTCODE.sub(" ", text)
     if _HANGUL.search(text):
         return "ko"
     if _LATIN.search(text):

@@ -16,18 +16,22 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.channels import ChannelSettings
+from bot.chatter import prompt_language
 from bot.decide import Action, ChannelMode, Decision, decide
 from bot.message import IncomingMessage
 from bot.models import BotReply, DirectMessageChoice, ProcessedDelivery
 from bot.routing import DmRoute, route_direct_message
+from feedback.errors import FeedbackError
 from feedback.store import FeedbackSink, answer_record
 from retrieval.chain import Answer, AnswerChain, Turn
 from retrieval.errors import RetrievalError, StoreUnavailableError, WeaviateUnreachableError
 from retrieval.knowledge import KnowledgeBase
 from retrieval.workspaces import IdentityKind, WorkspaceInfo, WorkspaceRegistry
+
+logger = logging.getLogger(__name__)
 
 SETUP_MESSAGE = (
     "Hi! I'm not set up for this workspace yet: no knowledge has been added. An admin can add "
@@ -39,6 +43,20 @@ APOLOGY = {
     "ko": "죄송합니다. 일시적인 문제로 지금은 답변할 수 없습니다. 잠시 후 다시 시도하시거나 "
     "담당자에게 문의해 주세요.",
 }
+
+# Asked of a message without words ("🔥🔥🔥") or a bare greeting, instead of retrieving.
+QUESTION_PROMPT = {
+    "en": "What would you like to know? Ask me a question in words and I'll look it up.",
+    "ko": "무엇이 궁금하신가요? 질문을 글로 적어 주시면 찾아 드릴게요.",
+}
+
+
+def question_prompt(text: str) -> str:
+    """The prompt in the asker's language: the message's own, else both (emoji say none)."""
+    language = prompt_language(text)
+    if language is None:
+        return f"{QUESTION_PROMPT['en']}\n{QUESTION_PROMPT['ko']}"
+    return QUESTION_PROMPT[language]
 
 
 def log_answer_failure(log: logging.Logger, error: BaseException, what: str) -> None:
@@ -120,11 +138,21 @@ class ConversationService:
                 return False
             return True
 
+    def claim_message(self, message: IncomingMessage) -> bool:
+        """True for the first claim of a platform message, whatever delivered it.
+
+        Claimed by the message's identity (team, channel, message id), not the delivery id:
+        Slack re-sends an edited mention as a new event (new ``event_id``, same ``ts``), and
+        that must not become a second answer.
+        """
+        return self.claim_delivery(message.platform, f"message:{message.identity}")
+
     def triage(self, message: IncomingMessage, *, workspace: WorkspaceInfo | None = None) -> Triage:
         """Gather, decide and claim in one call (one worker-thread trip per event).
 
-        The decision itself is :func:`bot.decide.decide`, a pure function; the delivery is
-        claimed only for messages the bot acts on, so chatter writes nothing.
+        The decision itself is :func:`bot.decide.decide`, a pure function; the message is
+        claimed only when the bot acts on it, so chatter writes nothing. A signal (an
+        acknowledgement of the previous answer) is recorded here, on its first delivery.
         """
         situation = self.situation(message, workspace=workspace)
         decision = decide(
@@ -133,9 +161,9 @@ class ConversationService:
             bot_answered_thread=situation.bot_answered_thread,
             workspace_ready=situation.workspace_ready,
         )
-        first = decision.action is not Action.IGNORE and self.claim_delivery(
-            message.platform, message.delivery_id
-        )
+        first = decision.action is not Action.IGNORE and self.claim_message(message)
+        if first and decision.action is Action.SIGNAL and situation.workspace is not None:
+            self.record_signal(message, situation.workspace, decision)
         return Triage(situation, decision, first)
 
     def situation(
@@ -275,6 +303,51 @@ class ConversationService:
                 ).first()
                 is not None
             )
+
+    def previous_answer(self, message: IncomingMessage) -> int | None:
+        """The interaction of the answer ``message`` follows: the one it replies to, else the
+        latest in its thread, else (a DM outside threads) the latest in the DM."""
+        query = (
+            select(BotReply.interaction_id)
+            .where(BotReply.platform == message.platform)
+            .where(BotReply.team_id == message.team_id)
+            .where(BotReply.channel_id == message.channel_id)
+            .where(col(BotReply.interaction_id).is_not(None))
+            .order_by(col(BotReply.id).desc())
+        )
+        with Session(self._engine) as session:
+            if message.reply_to:
+                found = session.exec(
+                    query.where(BotReply.reply_message_id == message.reply_to)
+                ).first()
+                if found is not None:
+                    return found
+            if message.in_thread or not message.is_direct:
+                return session.exec(query.where(BotReply.thread_id == message.thread_id)).first()
+            return session.exec(query).first()
+
+    def record_signal(
+        self, message: IncomingMessage, workspace: WorkspaceInfo, decision: Decision
+    ) -> bool:
+        """Record what ``message`` says about the previous answer; False when there is none
+        (or the message was recorded before)."""
+        chatter = decision.chatter
+        interaction_id = self.previous_answer(message)
+        if chatter is None or interaction_id is None:
+            return False
+        try:
+            return self._feedback.record_signal(
+                interaction_id,
+                workspace=workspace.name,
+                kind=chatter.kind.value,
+                weight=chatter.weight,
+                platform=message.platform,
+                event_id=f"{message.platform}:{message.identity}",
+                user_id=f"{message.platform}:{message.team_id}:{message.user_id}",
+            )
+        except FeedbackError as e:  # e.g. the team was moved to another workspace since
+            logger.warning("signal of %s not recorded: %s", message.delivery_id, e)
+            return False
 
     # --- answering ---------------------------------------------------------------------------
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import socket
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from sqlmodel import Session, select
 from bot.channels import ChannelSettings
 from bot.decide import ChannelMode
 from bot.slack.app import PLACEHOLDER, SlackBot, slack_web_client
-from feedback.models import Interaction, Rating
+from feedback.models import Interaction, Rating, Signal
 from retrieval.workspaces import IdentityKind
 from supportbot.app import App
 from tests.conftest import REPO, SAMPLE_KB, make_settings
@@ -674,6 +676,242 @@ async def test_thread_replies_are_handed_to_the_knowledge_sync(kb_app: App, slac
         await runner.cleanup()
 
     assert seen == [("acme", "C444", root)] * 3
+
+
+# --- incoming text and when to answer (shared cases in ../shared/cases) -----------------------
+
+CASES = REPO.parent / "shared" / "cases"
+_case_ts = iter(range(1, 10_000))
+
+
+def _fresh_ts() -> str:
+    """A message ts no other test uses (the message identity is claimed in a shared DB)."""
+    return f"1720{next(_case_ts):06d}.000100"
+
+
+def _case_events(name: str, **stamps: str) -> list[dict[str, Any]]:
+    """A case's Slack events with our bot, team and the given ``<T>``-style stamps filled in."""
+    raw = (CASES / name / "events.json").read_text(encoding="utf-8")
+    for key, value in sorted(stamps.items(), key=lambda kv: -len(kv[0])):
+        raw = raw.replace(f"<{key}>", value)
+    raw = raw.replace("U0BOT", BOT_USER).replace("T0ACME", ACME)
+    return [dict(e) for e in json.loads(raw)]
+
+
+def _envelope(event: dict[str, Any], event_id: str) -> dict[str, Any]:
+    return event_envelope(event, team_id=ACME, event_id=event_id, bot_user_id=BOT_USER)
+
+
+def _stored(app: App, message_ts: str) -> Interaction | None:
+    with Session(app.engine) as session:
+        return session.exec(select(Interaction).where(Interaction.message_id == message_ts)).first()
+
+
+def _signals(app: App, interaction_id: int | None) -> list[Signal]:
+    with Session(app.engine) as session:
+        return list(session.exec(select(Signal).where(Signal.interaction_id == interaction_id)))
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        # the shared case
+        (
+            (CASES / "slack-escaped-text" / "slack_event_text.txt").read_text("utf-8").strip(),
+            "Can I use <b> tags & emoji in saved replies? see status.example.com",
+        ),
+        # variants: NFD Korean with a channel link and entities; mentions, mailto and a bare URL
+        (
+            unicodedata.normalize(
+                "NFD", "<@U0BOT> <#C0SUP|지원> 채널: &lt;세금계산서&gt; 발행 &amp; 취소는?"
+            ),
+            "#지원 채널: <세금계산서> 발행 & 취소는?",
+        ),
+        (
+            "<@U0BOT> <@U0ALICE|alice> says the "
+            "<https://help.example/reset?a=1&amp;b=2|reset link> "
+            "from <mailto:it@example.com|IT> expires &gt; 1h?",
+            "@alice says the reset link from IT expires > 1h?",
+        ),
+    ],
+)  # fmt: skip
+async def test_slack_text_is_stored_and_searched_as_plain_text(
+    http_bot: HttpBot, slack: SlackSimulator, kb_app: App, llm: OpenAIChatSimulator,
+    text: str, plain: str,
+):  # fmt: skip
+    llm.clear_requests()
+    ts = _fresh_ts()
+    event = {
+        "type": "app_mention", "user": "U0ALICE", "channel": "C0SUP", "channel_type": "channel",
+        "team": ACME, "ts": ts, "event_ts": ts, "text": text.replace("U0BOT", BOT_USER),
+    }  # fmt: skip
+
+    await http_bot.post(_envelope(event, f"EvEsc{ts}"))
+
+    await answered(slack)
+    await _eventually(lambda: _stored(kb_app, ts) is not None)
+    row = _stored(kb_app, ts)
+    assert row is not None
+    assert row.question == plain and row.standalone_question == plain
+    sent = json.dumps(llm.chat_requests(), ensure_ascii=False)
+    assert plain.split(":")[-1].strip() in sent.replace('\\"', '"')  # what the model was asked
+    assert "&lt;" not in sent and "&amp;" not in sent and f"<@{BOT_USER}>" not in sent
+
+
+async def test_an_edited_mention_is_answered_once(
+    http_bot: HttpBot, slack: SlackSimulator, kb_app: App
+):
+    """The shared case: Slack re-sends the mention after an edit, same ts, new event_id."""
+    ts = _fresh_ts()
+    edit_ts = f"{float(ts) + 5:.6f}"
+    first, edited = _case_events("slack-edited-mention", **{"T": ts, "T+5": edit_ts})
+
+    await http_bot.post(_envelope(first, f"EvEdit1-{ts}"))
+    await answered(slack)
+    await http_bot.post(_envelope(edited, f"EvEdit2-{ts}"))
+    await asyncio.sleep(1.0)
+
+    assert len(slack.calls_to("chat.postMessage")) == 1
+    assert len(slack.calls_to("chat.update")) == 1
+    row = _stored(kb_app, ts)
+    assert row is not None and row.question == "how long is the pasword reset link valid?"
+
+
+async def test_an_edit_arriving_before_the_answer_makes_no_second_answer(
+    http_bot: HttpBot, slack: SlackSimulator
+):
+    ts = _fresh_ts()
+    first, edited = _case_events("slack-edited-mention", **{"T": ts, "T+5": ts})
+
+    await asyncio.gather(
+        http_bot.post(_envelope(first, f"EvEarly1-{ts}")),
+        http_bot.post(_envelope(edited, f"EvEarly2-{ts}")),
+    )
+    await answered(slack)
+    await asyncio.sleep(1.0)
+
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_message_changed_events_of_an_answered_message_are_not_answered(
+    http_bot: HttpBot, slack: SlackSimulator
+):
+    ts = _fresh_ts()
+    await http_bot.post(mention("What is the API rate limit?", ts=ts, channel="C0SUP"))
+    await answered(slack)
+    changed = {
+        "type": "message", "subtype": "message_changed", "channel": "C0SUP",
+        "channel_type": "channel", "hidden": True, "ts": f"{float(ts) + 9:.6f}",
+        "event_ts": f"{float(ts) + 9:.6f}",
+        "message": {"type": "message", "user": "U222", "ts": ts, "team": ACME,
+                    "text": f"<@{BOT_USER}> What is the API rate limit now?",
+                    "edited": {"user": "U222", "ts": f"{float(ts) + 9:.6f}"}},
+        "previous_message": {"type": "message", "user": "U222", "ts": ts,
+                             "text": f"<@{BOT_USER}> What is the API rate limit?"},
+    }  # fmt: skip
+    dm_changed = {**changed, "channel": "D0EDIT", "channel_type": "im"}
+
+    await http_bot.post(_envelope(changed, f"EvChanged-{ts}"))
+    await http_bot.post(_envelope(dm_changed, f"EvChangedDm-{ts}"))
+    await asyncio.sleep(1.0)
+
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+@pytest.mark.parametrize("thanks", ["thanks 👍", "고마워요", "got it, cheers :pray:"])
+async def test_thanks_in_a_followed_thread_is_a_signal_not_an_answer(
+    http_bot: HttpBot, slack: SlackSimulator, kb_app: App, llm: OpenAIChatSimulator, thanks: str
+):
+    q, a = _fresh_ts(), _fresh_ts()
+    question, reply = _case_events("slack-thread-thanks", Q=q, A=a)
+    reply["text"] = thanks
+
+    await http_bot.post(_envelope(question, f"EvQ-{q}"))
+    await answered(slack)
+    asked = len(llm.chat_requests())
+    body = _envelope(reply, f"EvThanks-{a}")
+    await http_bot.post(body)
+    await http_bot.post(body, retry_num=1, retry_reason="http_timeout")  # counted once
+
+    row = _stored(kb_app, q)
+    assert row is not None
+    await _eventually(lambda: len(_signals(kb_app, row.id)) == 1)
+    await asyncio.sleep(0.5)
+    [signal] = _signals(kb_app, row.id)
+    assert signal.kind == "acknowledgement" and signal.weight == 1.0
+    assert signal.workspace == "acme" and signal.platform == "slack" and signal.user_hash
+    assert len(slack.calls_to("chat.postMessage")) == 1  # no second answer, no prompt
+    assert len(llm.chat_requests()) == asked  # nothing retrieved or asked of the model
+
+
+async def test_thanks_with_a_question_in_a_followed_thread_is_answered(
+    http_bot: HttpBot, slack: SlackSimulator, kb_app: App
+):
+    q, a = _fresh_ts(), _fresh_ts()
+    question, reply = _case_events("slack-thread-thanks", Q=q, A=a)
+    reply["text"] = "thanks, but how do I reset my password?"
+
+    await http_bot.post(_envelope(question, f"EvQ2-{q}"))
+    await answered(slack)
+    await http_bot.post(_envelope(reply, f"EvQ2b-{a}"))
+
+    await answered(slack, count=2)  # a question: answered (retrieval and the model)
+    await _eventually(lambda: _stored(kb_app, a) is not None)
+    follow_up, row = _stored(kb_app, a), _stored(kb_app, q)
+    assert follow_up is not None and follow_up.question == reply["text"]
+    assert row is not None and _signals(kb_app, row.id) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        *[(q, "im") for q in (CASES / "empty-meaning-queries" / "queries.txt")
+          .read_text("utf-8").splitlines()],
+        (":fire::fire: :eyes:", "im"),
+        ("?!…", "im"),
+        (f"<@{BOT_USER}> 🔥🔥", "mention"),
+        (f"<@{BOT_USER}> <@U0ALICE|alice> <#C0SUP|support>", "mention"),
+    ],
+)  # fmt: skip
+async def test_a_message_without_words_gets_a_prompt_not_a_retrieved_answer(
+    http_bot: HttpBot, slack: SlackSimulator, kb_app: App, llm: OpenAIChatSimulator,
+    text: str, where: str,
+):  # fmt: skip
+    llm.clear_requests()
+    ts = _fresh_ts()
+    if where == "im":
+        body = message(text, channel="D0EMPTY", channel_type="im", ts=ts)
+    else:
+        body = mention(text.removeprefix(f"<@{BOT_USER}> "), ts=ts, channel="C0SUP")
+
+    await http_bot.post(body)
+
+    [prompt] = await slack.async_wait_for("chat.postMessage", timeout=10)
+    await asyncio.sleep(0.5)
+    assert prompt.args["text"].startswith("What would you like to know?")
+    assert "무엇이 궁금하신가요?" in prompt.args["text"]  # no language shown: both
+    assert slack.calls_to("chat.update") == [] and llm.chat_requests() == []
+    assert _stored(kb_app, ts) is None
+    if where == "mention":
+        assert prompt.args["thread_ts"] == ts
+
+
+async def test_a_thread_broadcast_is_a_reply_in_its_thread(
+    http_bot: HttpBot, slack: SlackSimulator
+):
+    question = slack.seed_message("C0SUP", "U222", f"<@{BOT_USER}> How do I request a refund?")
+    await http_bot.post(mention("How do I request a refund?", ts=question["ts"], channel="C0SUP"))
+    await answered(slack)
+    ts = _fresh_ts()
+
+    await http_bot.post(
+        message("and how long does it take?", channel="C0SUP", channel_type="channel", ts=ts,
+                thread_ts=question["ts"], subtype="thread_broadcast")
+    )  # fmt: skip
+
+    await answered(slack, count=2)
+    placeholders = slack.calls_to("chat.postMessage")
+    assert [p.args["thread_ts"] for p in placeholders] == [question["ts"]] * 2
 
 
 # --- what goes out: rendered safely, split within Slack's limits, unfurling off ------------------

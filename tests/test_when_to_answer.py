@@ -74,7 +74,14 @@ def test_mentions_alone_are_no_words():
 
 @pytest.mark.parametrize(
     ("text", "language"),
-    [("🔥🔥🔥", None), ("ㅠㅠ", "ko"), ("hi", "en"), ("안녕하세요", "ko"), ("...", None)],
+    [
+        ("🔥🔥🔥", None),
+        (":fire: :eyes:", None),
+        ("ㅠㅠ", "ko"),
+        ("hi", "en"),
+        ("안녕", "ko"),
+        ("...", None),
+    ],
 )
 def test_the_prompt_is_in_the_askers_language(text: str, language: str | None):
     assert prompt_language(text) == language

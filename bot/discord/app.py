@@ -25,9 +25,16 @@ from discord.http import Route
 from bot.decide import Action
 from bot.discord.events import history_turns, incoming_from_message, vote_of
 from bot.formatting import answer_parts, render_notice
+from bot.markup.discord import decode as decode_discord
 from bot.message import IncomingMessage
 from bot.routing import DmRoute, DmRouteKind, choose_message
-from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService, log_answer_failure
+from bot.service import (
+    APOLOGY,
+    SETUP_MESSAGE,
+    ConversationService,
+    log_answer_failure,
+    question_prompt,
+)
 from retrieval.chain import Answer, Turn
 from retrieval.prompts import is_korean
 from retrieval.workspaces import WorkspaceInfo
@@ -237,7 +244,13 @@ class DiscordBot:
         if decision.action is Action.IGNORE:
             return
         if not triage.first_delivery:
-            logger.info("duplicate delivery %s ignored", incoming.delivery_id)
+            logger.info("message %s seen before: ignored", incoming.identity)
+            return
+        if decision.action is Action.SIGNAL:  # recorded by the triage; nothing to say
+            return
+        if decision.action is Action.PROMPT:
+            prompt = _notice(question_prompt(incoming.words))
+            await self._send_safely(self._reply(message, incoming, prompt))
             return
         if decision.action is Action.SETUP_NEEDED:
             once = f"setup:{incoming.team_id or incoming.channel_id}"
@@ -373,6 +386,7 @@ class DiscordBot:
         except discord.HTTPException as e:  # expired, or answered before a reconnect
             logger.warning("/ask %s could not be acknowledged: %s", interaction.id, e)
             return
+        plain = decode_discord(question)
         incoming = IncomingMessage(
             platform="discord",
             delivery_id=f"interaction:{interaction.id}",
@@ -380,7 +394,8 @@ class DiscordBot:
             channel_id=str(interaction.channel_id or ""),
             message_id=str(interaction.id),
             user_id=str(interaction.user.id),
-            text=question,
+            text=plain.text,
+            bare_text=plain.bare,
             thread_id=f"interaction:{interaction.id}",
             is_direct=interaction.guild_id is None,
             mentions_bot=True,
@@ -400,6 +415,14 @@ class DiscordBot:
         triage = await asyncio.to_thread(self._service.triage, incoming, workspace=workspace)
         if not triage.first_delivery:
             return
+        if triage.decision.action in (Action.PROMPT, Action.SIGNAL):
+            await interaction.followup.send(
+                _notice(question_prompt(incoming.words)),
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+                suppress_embeds=True,
+            )
+            return
         if triage.decision.action is not Action.ANSWER or triage.situation.workspace is None:
             await interaction.followup.send(
                 _notice(SETUP_MESSAGE),
@@ -409,7 +432,7 @@ class DiscordBot:
             )
             return
         try:
-            answer = await self._service.answer(triage.situation.workspace, question, [])
+            answer = await self._service.answer(triage.situation.workspace, incoming.text, [])
         except Exception as e:
             log_answer_failure(logger, e, f"answering /ask {interaction.id}")
             apology = APOLOGY["ko" if is_korean(question) else "en"]

@@ -28,7 +28,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.decide import Action
 from bot.formatting import render_notice, slack_messages
 from bot.message import IncomingMessage
-from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService, log_answer_failure
+from bot.service import (
+    APOLOGY,
+    SETUP_MESSAGE,
+    ConversationService,
+    log_answer_failure,
+    question_prompt,
+)
 from bot.slack.events import history_from_replies, incoming_from_event
 from bot.slack.installations import forget_installation, forget_revoked_tokens
 from retrieval.chain import Answer
@@ -213,9 +219,20 @@ class SlackBot:
         if decision.action is Action.IGNORE:
             return
         if not triage.first_delivery:
-            logger.info("duplicate delivery %s ignored", message.delivery_id)
+            logger.info("message %s seen before: %s ignored", message.identity, message.delivery_id)
+            return
+        if decision.action is Action.SIGNAL:  # recorded by the triage; nothing to say
             return
         thread_ts = message.thread_id if not message.is_direct or message.in_thread else None
+        if decision.action is Action.PROMPT:
+            await client.chat_postMessage(
+                channel=message.channel_id,
+                thread_ts=thread_ts,
+                text=render_notice(question_prompt(message.words), "slack"),
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            return
         if decision.action is Action.SETUP_NEEDED:
             if await asyncio.to_thread(service.claim_delivery, "slack", f"setup:{message.team_id}"):
                 await client.chat_postMessage(
