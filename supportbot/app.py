@@ -35,7 +35,7 @@ from supportbot.private_files import private_directory, tighten_if_present
 from supportbot.settings import WEAVIATE_VERSION, Settings
 
 if TYPE_CHECKING:
-    from sync.engine import SyncEngine
+    from sync.engine import EngineOptions, SyncEngine
     from sync.sources import SourceRepository
 
 
@@ -270,7 +270,33 @@ class App:
             locks = RedisWorkspaceLocks(redis, ttl_s=s.sync_lock_ttl_s)
         else:
             locks = FileWorkspaceLocks(self.private_data_dir() / "sync-locks")
-        return SyncEngine(self.sync_sources, self.knowledge, locks, api_urls=self.sync_api_urls)
+        return SyncEngine(
+            self.sync_sources,
+            self.knowledge,
+            locks,
+            api_urls=self.sync_api_urls,
+            options=self.sync_engine_options,
+        )
+
+    @cached_property
+    def sync_engine_options(self) -> EngineOptions:
+        """Sync limits and the web sources' address policy, from the settings."""
+        from retrieval.formats.limits import FileLimits
+        from sync.addresses import AddressPolicy
+        from sync.engine import EngineOptions
+        from sync.http import FetchLimits
+
+        s = self.settings
+        file_limits = FileLimits(max_bytes=int(s.max_file_mb * 1024 * 1024))
+        return EngineOptions(
+            fetch=FetchLimits(
+                max_response_bytes=file_limits.max_bytes,
+                max_sitemap_bytes=int(s.sync_max_sitemap_mb * 1024 * 1024),
+                max_sync_bytes=int(s.sync_max_mb_per_sync * 1024 * 1024),
+                file=file_limits,
+            ),
+            addresses=AddressPolicy.parse(s.sync_allowed_private_hosts),
+        )
 
     @property
     def sync_api_urls(self) -> dict[str, str]:

@@ -78,6 +78,7 @@ async def run_background_sync(
             knowledge,
             RedisWorkspaceLocks(redis, ttl_s=s.sync_lock_ttl_s),
             api_urls=application.sync_api_urls,
+            options=application.sync_engine_options,
         ),
         max_jobs=s.sync_max_jobs,
         job_timeout_s=s.sync_job_timeout_s,

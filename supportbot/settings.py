@@ -177,6 +177,17 @@ class Settings(BaseSettings):
     notion_api_url: str = Field(
         default="https://api.notion.com", validation_alias=AliasChoices("NOTION_API_URL")
     )
+    # Web sources fetch only public addresses; these private hosts too (host:port, host, IP or
+    # CIDR, comma-separated), e.g. an intranet wiki.
+    sync_allowed_private_hosts: str = Field(
+        default="", validation_alias=AliasChoices("SYNC_ALLOWED_PRIVATE_HOSTS")
+    )
+    sync_max_sitemap_mb: float = Field(
+        default=50.0, gt=0, validation_alias=AliasChoices("SYNC_MAX_SITEMAP_MB")
+    )
+    sync_max_mb_per_sync: float = Field(
+        default=2048.0, gt=0, validation_alias=AliasChoices("SYNC_MAX_MB_PER_SYNC")
+    )
 
     @field_validator("hybrid_alpha", "min_relevance")
     @classmethod

@@ -276,8 +276,21 @@ def source_sync(
     full: Annotated[
         bool, typer.Option(help="Start over: re-read everything instead of only changes.")
     ] = False,
+    allow_mass_delete: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-delete",
+            help="Let this sync remove more than half of the source's documents at once "
+            "(refused otherwise: it usually means a broken source, not deleted content).",
+        ),
+    ] = False,
 ) -> None:
-    """Run one sync of a source to the end; exit non-zero if it failed or skipped documents."""
+    """Run one sync of a source to the end; exit non-zero if it failed or skipped documents.
+
+    A sync that would remove more than half of a source's documents at once (at least 3 of
+    them, or its last ones) removes nothing and fails, saying how many; run it again with
+    ``--allow-mass-delete`` when they really are gone.
+    """
     started = time.monotonic()
     with _app(ctx) as application:
         application.knowledge.workspace(workspace)
@@ -285,7 +298,12 @@ def source_sync(
         with _progress() as on_progress:
             run = asyncio.run(
                 application.sync_engine.sync(
-                    workspace, name, full=full, trigger="cli", on_progress=on_progress
+                    workspace,
+                    name,
+                    full=full,
+                    trigger="cli",
+                    on_progress=on_progress,
+                    allow_mass_delete=allow_mass_delete,
                 )
             )
     elapsed = time.monotonic() - started

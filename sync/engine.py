@@ -30,6 +30,7 @@ from retrieval.documents import SourceDocument
 from retrieval.errors import RetrievalError
 from retrieval.ingest import IngestReport
 from retrieval.knowledge import KnowledgeBase
+from sync.addresses import AddressPolicy
 from sync.connectors import build_connector
 from sync.connectors.base import (
     Checkpoint,
@@ -42,8 +43,8 @@ from sync.connectors.base import (
     SyncContext,
     Unchanged,
 )
-from sync.errors import SyncError
-from sync.http import AuthState, RequestStats, policy_client
+from sync.errors import MassDeletionError, SyncError
+from sync.http import AuthState, DownloadBudget, FetchLimits, RequestStats, policy_client
 from sync.locks import WorkspaceLocks
 from sync.models import RunInfo
 from sync.policy import RequestBudget, RetryPolicy, Sleep
@@ -53,6 +54,25 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int | None], None]
 """``(documents done, documents planned or None)``, called as the sync goes."""
+
+MASS_DELETE_MIN = 3
+"""Removals below this many never need confirmation unless they would empty the source."""
+
+
+def mass_deletion(removing: int, stored: int) -> bool:
+    """Whether removing ``removing`` of a source's ``stored`` documents at once needs
+    confirmation (``--allow-mass-delete``): more than half of them, and at least
+    :data:`MASS_DELETE_MIN` of them or all of them.
+
+    A sitemap that suddenly lists far fewer pages, an API that answers empty, a folder that is
+    not mounted: each looks to the engine like documents deleted at the source. Real deletions
+    rarely take more than half of a source at once; broken sources usually do. Small sources
+    are judged by the second rule: 1 of 2 goes quietly, 2 of 3 too, but the last document, or
+    the only one, does not.
+    """
+    if removing <= 0 or removing * 2 <= stored:
+        return False
+    return removing >= MASS_DELETE_MIN or removing >= stored
 
 
 @dataclass(slots=True)
@@ -92,6 +112,10 @@ class EngineOptions:
     """Items fetched ahead of ingestion (fetching overlaps embedding)."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     http_timeout_s: float = 30.0
+    fetch: FetchLimits = field(default_factory=FetchLimits)
+    """What a downloading source (web) may fetch: page, sitemap and per-run bytes."""
+    addresses: AddressPolicy = field(default_factory=AddressPolicy)
+    """Where a source fetching outside URLs (web) may connect: public addresses by default."""
 
 
 class SyncEngine:
@@ -129,15 +153,24 @@ class SyncEngine:
         trigger: str = "manual",
         lock_wait_s: float | None = None,
         on_progress: ProgressCallback | None = None,
+        allow_mass_delete: bool = False,
     ) -> RunInfo:
         """Sync one source to the end of its pass; returns the run (failed or not).
 
+        A pass that would remove more of the source's documents than :func:`mass_deletion`
+        allows removes nothing and fails (the pass stays open) unless ``allow_mass_delete``.
         Raises only :class:`SyncError` for a source that cannot even start (unknown source,
         workspace lock still busy after ``lock_wait_s``; None waits as long as it takes).
         """
         record = await asyncio.to_thread(self._sources.get, workspace, name)
         async with self._locks.hold(workspace, wait_s=lock_wait_s):
-            return await self._run(record, full=full, trigger=trigger, on_progress=on_progress)
+            return await self._run(
+                record,
+                full=full,
+                trigger=trigger,
+                on_progress=on_progress,
+                allow_mass_delete=allow_mass_delete,
+            )
 
     async def sync_documents(
         self,
@@ -163,6 +196,7 @@ class SyncEngine:
         trigger: str,
         on_progress: ProgressCallback | None = None,
         only: list[str] | None = None,
+        allow_mass_delete: bool = False,
     ) -> RunInfo:
         sources = self._sources
         run_id = await asyncio.to_thread(
@@ -174,7 +208,9 @@ class SyncEngine:
         try:
             connector = build_connector(record.kind, record.config, self._api_urls)
             if only is None:
-                await self._pass(record, connector, full, counts, stats, on_progress)
+                await self._pass(
+                    record, connector, full, counts, stats, on_progress, allow_mass_delete
+                )
             else:
                 await self._partial(record, connector, only, counts, stats)
         except (SyncError, RetrievalError, httpx.HTTPError, OSError) as e:
@@ -230,6 +266,7 @@ class SyncEngine:
         counts: _Counts,
         stats: RequestStats,
         on_progress: ProgressCallback | None,
+        allow_mass_delete: bool = False,
     ) -> None:
         sources = self._sources
         pass_number, cursor, resumed = await asyncio.to_thread(
@@ -240,10 +277,22 @@ class SyncEngine:
         known = await asyncio.to_thread(sources.doc_states, record.id, pass_number)
         async with self._context(record, connector, stats, cursor, known) as ctx:
             writer = _Writer(self, record, pass_number, known, counts, cursor)
+            writer.in_pass = True
             await writer.consume(connector.stream(ctx), on_progress)
             cursor = writer.cursor
         # The stream ended: it listed everything there is. What it did not see is gone.
         unseen = await asyncio.to_thread(sources.unseen, record.id, pass_number)
+        stored = sum(1 for state in known.values() if state.content_hash is not None)
+        removing = sum(
+            1 for ext, _ in unseen if ext in known and known[ext].content_hash is not None
+        )
+        if mass_deletion(removing, stored) and not allow_mass_delete:
+            raise MassDeletionError(
+                f"this sync would remove {removing} of the source's {stored} documents at "
+                "once, which looks like a broken source (an empty sitemap or API answer, moved "
+                "URLs), so nothing was removed; if they really are gone, run `supportbot source "
+                f"sync --workspace {record.workspace} --name {record.name} --allow-mass-delete`"
+            )
         if unseen:
             removed = await asyncio.to_thread(
                 self._knowledge.delete_documents, record.workspace, [d for _, d in unseen]
@@ -309,6 +358,7 @@ class SyncEngine:
             auth=auth,
             timeout_s=self._options.http_timeout_s,
             sleep=self._sleep,
+            addresses=self._options.addresses if connector.fetches_outside_urls else None,
         )
         async with client:
             yield SyncContext(
@@ -317,6 +367,8 @@ class SyncEngine:
                 cursor=cursor,
                 known=known,
                 refresh_credentials=refresh,
+                limits=self._options.fetch,
+                downloads=DownloadBudget(self._options.fetch.max_sync_bytes),
             )
 
 
@@ -339,6 +391,9 @@ class _Writer:
         self._counts = counts
         self.cursor = cursor
         self.save_cursor = True
+        self.in_pass = False
+        """In a pass, a stored document the source reports deleted is only left unseen: the
+        pass's end removes it with the others, under the mass-deletion guard."""
         self._docs: list[tuple[Document, str]] = []
         self._batch = CheckpointBatch()
         self._stale: list[str] = []
@@ -409,6 +464,8 @@ class _Writer:
         elif item.deleted:
             state = self._known.get(item.id)
             stored = state is not None and state.content_hash is not None
+            if stored and self.in_pass:
+                return
             if stored:
                 counts.deleted += 1
             if item.version is None:

@@ -30,3 +30,17 @@ class SourceUnavailableError(SyncError):
 
 class SyncBusyError(SyncError):
     """Another sync of the same workspace holds its lock."""
+
+
+class BlockedAddressError(SyncError):
+    """A web source was about to connect to an address it may not fetch (private, loopback,
+    link-local...); see :mod:`sync.addresses`."""
+
+
+class MassDeletionError(SyncError):
+    """A sync would remove more of a source's documents at once than the guard allows; nothing
+    was removed (see :func:`sync.engine.mass_deletion`)."""
+
+
+class FetchLimitError(SyncError):
+    """A source downloaded more than its limits allow (one sitemap, one run)."""

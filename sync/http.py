@@ -12,11 +12,14 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import httpcore
 import httpx
 
-from sync.errors import CredentialsError, SourceUnavailableError
+from retrieval.formats.limits import FileLimits
+from sync.addresses import AddressPolicy, GuardedBackend
+from sync.errors import CredentialsError, FetchLimitError, SourceUnavailableError
 from sync.policy import (
     TRANSIENT_STATUSES,
     Clock,
@@ -29,6 +32,37 @@ from sync.policy import (
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "supportbot-sync/0.1 (+https://github.com/supportbot; knowledge sync)"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchLimits:
+    """What a source that downloads pages and files (web) may download."""
+
+    max_response_bytes: int = 20_000_000
+    """One page or file, in bytes (``MAX_FILE_MB``)."""
+    max_sitemap_bytes: int = 50 * 1024 * 1024
+    """One sitemap after decompression, in bytes (the protocol's own limit is 50 MB)."""
+    max_sync_bytes: int = 2 * 1024**3
+    """Everything one sync run downloads, in bytes (``SYNC_MAX_MB_PER_SYNC``)."""
+    file: FileLimits = field(default_factory=FileLimits)
+    """Extraction limits per page (time, output), as for ingested files."""
+
+
+class DownloadBudget:
+    """Bytes one sync run has downloaded, against :attr:`FetchLimits.max_sync_bytes`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        """Count ``size`` more bytes; raises :class:`FetchLimitError` past the limit."""
+        self.used += size
+        if self.used > self.limit:
+            raise FetchLimitError(
+                f"this sync downloaded over {self.limit / 1024**2:,.0f} MB, its limit "
+                "(SYNC_MAX_MB_PER_SYNC); nothing was removed, and the next sync resumes"
+            )
 
 
 @dataclass(slots=True)
@@ -168,6 +202,21 @@ class PolicyTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a connection pool whose connections go through
+    :class:`~sync.addresses.GuardedBackend` (httpx takes no network backend of its own)."""
+
+    def __init__(self, addresses: AddressPolicy, *, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(addresses),
+        )
+
+
 def policy_client(
     *,
     budget: RequestBudget,
@@ -177,11 +226,19 @@ def policy_client(
     timeout_s: float = 30.0,
     sleep: Sleep = asyncio.sleep,
     max_connections: int = 16,
+    addresses: AddressPolicy | None = None,
 ) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` whose every request goes through the source's policy."""
-    inner = httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=8)
-    )
+    """An ``httpx.AsyncClient`` whose every request goes through the source's policy.
+
+    With ``addresses``, every connection (redirects included) is checked against it; see
+    :mod:`sync.addresses`. Without, connections go anywhere (API sources at configured URLs).
+    """
+    pool_limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=8)
+    inner: httpx.AsyncBaseTransport
+    if addresses is not None:
+        inner = GuardedTransport(addresses, limits=pool_limits)
+    else:
+        inner = httpx.AsyncHTTPTransport(limits=pool_limits)
     transport = PolicyTransport(
         inner, budget=budget, policy=policy, stats=stats, auth=auth, sleep=sleep
     )

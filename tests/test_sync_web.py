@@ -18,10 +18,21 @@ from pathlib import Path
 import pytest
 
 from supportbot.app import App
+from supportbot.settings import Settings
 from sync.queue import InProcessQueue
 from tests.conftest import make_settings
 from tests.servers.website import Website, generated_page
 from tests.test_cli import SUPPORTBOT, Cli, cli_env
+
+LOCAL_SITES = "127.0.0.1"
+"""The test sites are on loopback, which web sources refuse unless opened (SSRF guard)."""
+
+
+@pytest.fixture
+def settings(weaviate_data_dir: Path, tmp_path: Path) -> Settings:
+    return make_settings(
+        weaviate_data_dir, tmp_path / "supportbot.db", sync_allowed_private_hosts=LOCAL_SITES
+    )
 
 
 @pytest.fixture
@@ -186,7 +197,9 @@ def test_cli_exact_forms_and_a_sync_killed_mid_way(
     with Website() as site:
         for n in range(pages):
             site.set_page(*generated_page(n))
-        env = cli_env(weaviate_data_dir, tmp_path / "cli.db")
+        env = cli_env(
+            weaviate_data_dir, tmp_path / "cli.db", SYNC_ALLOWED_PRIVATE_HOSTS=LOCAL_SITES
+        )
         env.pop("REDIS_URL", None)  # the in-process queue and lock files
         cli = Cli(env, tmp_path)
         cli.ok("workspace", "create", ws_name)
@@ -207,7 +220,11 @@ def test_cli_exact_forms_and_a_sync_killed_mid_way(
         )  # fmt: skip
         assert no_token.returncode == 1
         assert no_token.stderr.startswith("error: a notion source needs a token")
-        with App(make_settings(weaviate_data_dir, tmp_path / "cli.db")) as app:
+        with App(
+            make_settings(
+                weaviate_data_dir, tmp_path / "cli.db", sync_allowed_private_hosts=LOCAL_SITES
+            )
+        ) as app:
             chat = app.sync_sources.get(ws_name, "chat")
             assert app.sync_sources.credentials(chat) == {"token": "xoxb-from-env"}
             assert "xoxb" not in (chat.credentials_encrypted or "")
@@ -246,7 +263,11 @@ def test_cli_exact_forms_and_a_sync_killed_mid_way(
 
         site.set_page(generated_page(7)[0], "Billing article 7", "<p>Invoices are PDF now.</p>")
         assert cli("source", "sync", "--workspace", ws_name, "--name", "docs").returncode == 0
-        with App(make_settings(weaviate_data_dir, tmp_path / "cli.db")) as app:
+        with App(
+            make_settings(
+                weaviate_data_dir, tmp_path / "cli.db", sync_allowed_private_hosts=LOCAL_SITES
+            )
+        ) as app:
             assert "Invoices are PDF now" in top_text(app, ws_name, "Invoices are PDF now")
 
         site.fail("/sitemap.xml", times=50, status=404)
@@ -258,7 +279,11 @@ def test_cli_exact_forms_and_a_sync_killed_mid_way(
         status_text = cli("source", "status", "--workspace", ws_name)
         assert status_text.returncode == 1 and "error: sitemap" in status_text.stdout
         cli.ok("source", "remove", "--workspace", ws_name, "--name", "docs", "--yes")
-        with App(make_settings(weaviate_data_dir, tmp_path / "cli.db")) as app:
+        with App(
+            make_settings(
+                weaviate_data_dir, tmp_path / "cli.db", sync_allowed_private_hosts=LOCAL_SITES
+            )
+        ) as app:
             assert app.sync_sources.list(ws_name) == []
             assert app.knowledge.chunk_count(ws_name) == 0
 

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import httpx
 
 from sync.errors import CredentialsError, SourceConfigError
+from sync.http import DownloadBudget, FetchLimits
 from sync.models import DocState, SourceKind
 
 
@@ -90,6 +91,10 @@ class SyncContext:
     """What the engine already has of each document of this source."""
     refresh_credentials: Callable[[], Awaitable[dict[str, Any]]] | None = None
     """Gets new credentials through the connector's refresh hook (stored encrypted)."""
+    limits: FetchLimits = field(default_factory=FetchLimits)
+    """What a downloading connector may fetch (page, sitemap and per-run bytes)."""
+    downloads: DownloadBudget = field(default_factory=lambda: DownloadBudget(2 * 1024**3))
+    """Bytes this run has downloaded (a connector counts what it reads)."""
 
     def version_of(self, doc_id: str) -> str | None:
         state = self.known.get(doc_id)
@@ -105,6 +110,9 @@ class Connector(ABC):
 
     kind: ClassVar[SourceKind]
     needs_credentials: ClassVar[bool] = False
+    fetches_outside_urls: ClassVar[bool] = False
+    """True when the URLs it fetches come from the content (a sitemap, redirects), not from
+    the settings: its connections then go only to public addresses (:mod:`sync.addresses`)."""
 
     def __init__(self, config: Mapping[str, Any], *, api_url: str | None = None) -> None:
         self.config = dict(config)

@@ -3,18 +3,25 @@
 Polite and incremental: robots.txt is obeyed (stdlib ``urllib.robotparser``), a page whose
 sitemap ``<lastmod>`` has not changed is not fetched at all, and other pages are fetched with
 ``If-None-Match``/``If-Modified-Since`` so an unchanged page costs a 304. A page that
-disappears from the sitemap, or answers 404/410, is removed from the workspace. The main
-content (``<main>``/``<article>``, without menus and footers) is extracted by the same HTML
-loader as ingested files.
+disappears from the sitemap, or answers 404/410, is removed from the workspace (under the
+engine's mass-deletion guard). The main content is extracted by the same extractor as ingested
+HTML files (:mod:`retrieval.html`), under the same per-file limits.
+
+Sitemap ``<loc>`` entries may be relative (``/docs/a.html``, ``docs/b.html``, ``../x``): they
+resolve against the sitemap's own URL, as a browser resolves a link. Sitemaps are read as a
+stream (gzip too) and parsed incrementally, each capped at ``FetchLimits.max_sitemap_bytes``
+after decompression; pages are capped at ``max_response_bytes`` and the run at
+``max_sync_bytes``. Every connection goes only to public addresses unless
+``SYNC_ALLOWED_PRIVATE_HOSTS`` opens a private host (:mod:`sync.addresses`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import gzip
 import xml.etree.ElementTree as ElementTree
-from collections.abc import AsyncIterator, Awaitable, Mapping
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -23,7 +30,9 @@ from urllib.robotparser import RobotFileParser
 
 import httpx
 
-from retrieval.loaders import clean_text, html_main_text
+from retrieval.errors import BadDocumentError
+from retrieval.html import decode_html, extract_main_text
+from retrieval.loaders import clean_text
 from sync.connectors.base import (
     Checkpoint,
     Connector,
@@ -35,14 +44,19 @@ from sync.connectors.base import (
     Unchanged,
     require_list,
 )
-from sync.errors import SourceConfigError, SourceUnavailableError
+from sync.errors import (
+    BlockedAddressError,
+    FetchLimitError,
+    SourceConfigError,
+    SourceUnavailableError,
+)
+from sync.http import DownloadBudget
 from sync.models import SourceKind
 
 ROBOTS_AGENT = "supportbot"
 CHECKPOINT_EVERY = 50
 MAX_SITEMAP_DEPTH = 3
-MAX_SITEMAP_BYTES = 50 * 1024 * 1024
-MAX_PAGE_BYTES = 10 * 1024 * 1024
+_READ_CHUNK = 64 * 1024
 _SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 _TEXT_TYPES = ("text/plain", "text/markdown", "text/x-markdown")
 
@@ -61,6 +75,7 @@ def _check_url(url: str, what: str) -> str:
 
 class WebConnector(Connector):
     kind = SourceKind.WEB
+    fetches_outside_urls = True
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,7 +100,7 @@ class WebConnector(Connector):
     async def stream(self, ctx: SyncContext) -> AsyncIterator[Item]:
         targets: dict[str, str | None] = {}  # url -> sitemap lastmod
         if self.config.get("sitemap"):
-            await self._read_sitemap(ctx.http, self.config["sitemap"], targets, depth=0)
+            await self._read_sitemap(ctx, self.config["sitemap"], targets, depth=0)
         for url in self.config["urls"]:
             targets.setdefault(url, None)
         robots = _Robots(ctx.http) if self.config.get("respect_robots", True) else None
@@ -123,29 +138,45 @@ class WebConnector(Connector):
             return Unchanged(url)  # done before this pass was interrupted
         if lastmod is not None and known is not None and known.version == lastmod:
             return Unchanged(url)
-        headers: dict[str, str] = {}
+        headers = {"Accept-Encoding": "gzip, deflate"}  # what _Decoder undoes
         if known is not None and known.etag:
             headers["If-None-Match"] = known.etag
         if known is not None and known.last_modified:
             headers["If-Modified-Since"] = known.last_modified
+        max_bytes = ctx.limits.max_response_bytes
         async with limit:
             try:
-                response = await ctx.http.get(url, headers=headers)
+                async with ctx.http.stream("GET", url, headers=headers) as response:
+                    data = b""
+                    if response.status_code == 200:
+                        data = await _read_capped(response, max_bytes, ctx.downloads)
             except httpx.HTTPError as e:
                 return Failed(url, f"{url}: {type(e).__name__}: {e}".rstrip(": "))
+            except BlockedAddressError as e:
+                return Failed(url, f"{url}: refused: {e}")
+            except _TooLarge:
+                return Failed(url, f"{url}: page over the limit of {max_bytes:,} bytes; skipped")
+            except (_Undecodable, zlib.error) as e:
+                return Failed(url, f"{url}: cannot decode the response ({e}); skipped")
         if response.status_code == 304:
             return Unchanged(url)
         if response.status_code in (404, 410):
             return Document(id=url, url=url, deleted=True)
         if response.status_code != 200:
             return Failed(url, f"{url}: HTTP {response.status_code}")
-        if len(response.content) > MAX_PAGE_BYTES:
-            return Failed(url, f"{url}: page over {MAX_PAGE_BYTES // 1024 // 1024} MB; skipped")
         content_type = response.headers.get("content-type", "text/html").split(";")[0].strip()
         if content_type in ("text/html", "application/xhtml+xml"):
-            title, text = await asyncio.to_thread(html_main_text, response.text)
+            html = decode_html(data, response.charset_encoding)
+            try:
+                page = await asyncio.to_thread(
+                    extract_main_text, html, name=url, limits=ctx.limits.file
+                )
+            except BadDocumentError as e:
+                return Failed(url, str(e))
+            title, text = page.title, page.text
         elif content_type in _TEXT_TYPES:
-            title, text = "", clean_text(response.text)
+            title = ""
+            text = clean_text(data.decode(response.charset_encoding or "utf-8", "replace"))
         else:
             return Failed(url, f"{url}: unsupported content type {content_type}; skipped")
         if not text.strip():
@@ -164,39 +195,154 @@ class WebConnector(Connector):
         )
 
     async def _read_sitemap(
-        self, http: httpx.AsyncClient, url: str, targets: dict[str, str | None], *, depth: int
+        self, ctx: SyncContext, url: str, targets: dict[str, str | None], *, depth: int
     ) -> None:
         """Collect page URLs; a sitemap that cannot be read fails the sync (and deletes nothing)."""
+        cap = ctx.limits.max_sitemap_bytes
+        parser: ElementTree.XMLPullParser[ElementTree.Element] = ElementTree.XMLPullParser(
+            events=("end",)
+        )
+        children: list[str] = []
+        kind = ""
         try:
-            response = await http.get(url)
+            async with ctx.http.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise SourceUnavailableError(
+                        f"sitemap {url}: HTTP {response.status_code}; check the URL "
+                        "(nothing was removed)"
+                    )
+                decoder = _Decoder(response.headers.get("content-encoding"))
+                size = 0
+                async for raw in response.aiter_raw(_READ_CHUNK):
+                    ctx.downloads.take(len(raw))
+                    if size == 0 and raw[:2] == b"\x1f\x8b" and not decoder.inflating:
+                        decoder = _Decoder("gzip")  # a .xml.gz file, not a transfer encoding
+                    for data in decoder.feed(raw):
+                        size += len(data)
+                        if size > cap:
+                            raise FetchLimitError(
+                                f"sitemap {url}: over the limit of {cap:,} bytes "
+                                "(decompressed); split it into a sitemap index (nothing "
+                                "was removed)"
+                            )
+                        parser.feed(data)
+                        kind = _collect(parser, url, targets, children) or kind
         except httpx.HTTPError as e:
             raise SourceUnavailableError(f"sitemap {url}: {type(e).__name__}: {e}") from e
-        if response.status_code != 200:
-            raise SourceUnavailableError(
-                f"sitemap {url}: HTTP {response.status_code}; check the URL (nothing was removed)"
-            )
-        data = response.content[:MAX_SITEMAP_BYTES]
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        try:
-            root = ElementTree.fromstring(data)
+        except BlockedAddressError as e:
+            raise BlockedAddressError(f"sitemap {url}: refused: {e}") from e
+        except (zlib.error, _Undecodable) as e:
+            raise SourceUnavailableError(f"sitemap {url}: cannot decode ({e})") from e
         except ElementTree.ParseError as e:
             raise SourceUnavailableError(f"sitemap {url}: not valid XML ({e})") from e
-        tag = root.tag.removeprefix(_SITEMAP_NS)
-        if tag == "sitemapindex":
+        try:
+            parser.close()
+        except ElementTree.ParseError as e:
+            raise SourceUnavailableError(f"sitemap {url}: not valid XML ({e})") from e
+        kind = _collect(parser, url, targets, children) or kind
+        if kind == "sitemapindex":
             if depth >= MAX_SITEMAP_DEPTH:
                 raise SourceUnavailableError(f"sitemap {url}: sitemap indexes nested too deep")
-            for child in root.iter(f"{_SITEMAP_NS}sitemap"):
-                loc = _text(child, "loc")
-                if loc:
-                    await self._read_sitemap(http, urljoin(url, loc), targets, depth=depth + 1)
-            return
-        if tag != "urlset":
+            for child in children:
+                await self._read_sitemap(ctx, child, targets, depth=depth + 1)
+        elif kind != "urlset":
             raise SourceUnavailableError(f"sitemap {url}: expected <urlset> or <sitemapindex>")
-        for child in root.iter(f"{_SITEMAP_NS}url"):
-            loc = _text(child, "loc")
-            if loc and urlsplit(loc).scheme in ("http", "https"):
-                targets[normalize_url(loc)] = _text(child, "lastmod")
+
+
+class _TooLarge(Exception):
+    """A response went over its byte limit (reading stopped there)."""
+
+
+class _Undecodable(Exception):
+    """A response's body cannot be decoded (unknown content encoding, broken gzip)."""
+
+
+class _Decoder:
+    """Undoes a ``Content-Encoding`` (gzip or deflate) a bounded piece at a time, so that a
+    small compressed body cannot inflate into memory all at once (httpx's own decoders
+    inflate each received chunk whole)."""
+
+    def __init__(self, encoding: str | None) -> None:
+        name = (encoding or "identity").strip().lower()
+        self._inflate: Any = None
+        if name in ("gzip", "x-gzip"):
+            self._inflate = zlib.decompressobj(wbits=31)
+        elif name == "deflate":
+            self._inflate = zlib.decompressobj(wbits=47)  # zlib or gzip header, auto-detected
+        elif name not in ("identity", ""):
+            raise _Undecodable(f"unsupported Content-Encoding {name!r}")
+
+    @property
+    def inflating(self) -> bool:
+        return self._inflate is not None
+
+    def feed(self, raw: bytes) -> Iterator[bytes]:
+        if self._inflate is None:
+            if raw:
+                yield raw
+            return
+        pending = raw
+        while pending and not self._inflate.eof:
+            data = self._inflate.decompress(pending, _READ_CHUNK)
+            pending = self._inflate.unconsumed_tail
+            if data:
+                yield data
+
+
+async def _read_capped(response: httpx.Response, limit: int, budget: DownloadBudget) -> bytes:
+    """The body, decoded from its content encoding, up to ``limit`` bytes; raises
+    :class:`_TooLarge` beyond (without reading the rest)."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    decoder = _Decoder(response.headers.get("content-encoding"))
+    parts: list[bytes] = []
+    size = 0
+    async for raw in response.aiter_raw(_READ_CHUNK):
+        budget.take(len(raw))
+        for part in decoder.feed(raw):
+            size += len(part)
+            if size > limit:
+                raise _TooLarge
+            parts.append(part)
+    return b"".join(parts)
+
+
+def _collect(
+    parser: ElementTree.XMLPullParser[ElementTree.Element],
+    base: str,
+    targets: dict[str, str | None],
+    children: list[str],
+) -> str:
+    """Take the finished ``<url>``/``<sitemap>`` entries from the parser (and free them);
+    returns the root's kind once its end is seen, else ""."""
+    kind = ""
+    for event in parser.read_events():
+        element: object = event[-1]
+        if not isinstance(element, ElementTree.Element):
+            continue
+        tag = element.tag.removeprefix(_SITEMAP_NS)
+        if tag in ("url", "sitemap"):
+            loc = _text(element, "loc")
+            location = _resolve(base, loc) if loc else None
+            if location is not None and tag == "url":
+                targets[location] = _text(element, "lastmod")
+            elif location is not None:
+                children.append(location)
+            element.clear()
+        elif tag in ("urlset", "sitemapindex"):
+            kind = tag
+    return kind
+
+
+def _resolve(base: str, loc: str) -> str | None:
+    """A ``<loc>`` as an absolute http(s) URL: relative ones resolve against the sitemap's
+    URL (``/a`` from the host's root, ``a`` and ``../a`` from the sitemap's folder)."""
+    absolute = urljoin(base, loc.strip())
+    parts = urlsplit(absolute)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return normalize_url(absolute)
 
 
 class _Robots:
@@ -219,6 +365,8 @@ class _Robots:
             response = await self._http.get(f"{origin}/robots.txt")
         except httpx.HTTPError as e:
             raise SourceUnavailableError(f"{origin}/robots.txt: {type(e).__name__}: {e}") from e
+        except BlockedAddressError:
+            return None  # its pages are refused, each with the reason, when fetched
         if 400 <= response.status_code < 500:
             return None  # no robots.txt: everything is allowed
         if response.status_code != 200:
