@@ -100,7 +100,7 @@ class EmbeddedWeaviate:
 
     def ensure_running(self) -> ServerAddress:
         """Return the address of this data directory's server, starting it if needed."""
-        self._dir.mkdir(parents=True, exist_ok=True)
+        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the knowledge: owner only
         lock = FileLock(str(self._dir / _LOCK_FILE))
         try:
             with lock.acquire(timeout=self._startup_timeout_s + 30):

@@ -40,7 +40,8 @@ from retrieval.workspaces import IdentityKind
 from supportbot.app import App
 from supportbot.chat import run_chat
 from supportbot.feedback_cli import feedback_app
-from supportbot.settings import Settings
+from supportbot.logredact import install_redaction
+from supportbot.settings import Settings, SettingsError
 from supportbot.source_cli import SourceCliError, source_app
 from supportbot.source_cli import worker as source_worker
 from supportbot.workspace_option import WorkspaceOption, workspace_name
@@ -82,10 +83,11 @@ def _app(ctx: typer.Context) -> Iterator[App]:
 @app.callback()
 def _main(ctx: typer.Context) -> None:
     """Load settings from the environment and .env once, for every command."""
-    settings = Settings()
+    settings = Settings.load()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_redaction(settings.secret_values())  # no token in any log line, at any level
     ctx.obj = settings
 
 
@@ -528,7 +530,7 @@ def main() -> None:
     except ClickException as e:
         err.print(f"error: {e.format_message()}", markup=False, highlight=False)
         sys.exit(e.exit_code)
-    except (RetrievalError, FeedbackError, CliError, SyncError, SourceCliError) as e:
+    except (RetrievalError, FeedbackError, CliError, SyncError, SourceCliError, SettingsError) as e:
         err.print(f"error: {e}", markup=False, highlight=False)
         sys.exit(1)
     except ValidationError as e:

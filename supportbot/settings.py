@@ -1,14 +1,20 @@
-"""One typed settings object, read from the environment and `.env` once, in ``main()``.
+"""One typed settings object, read from the environment and one `.env` file once, in ``main()``.
 
 Nothing else in the project reads the environment: components get the values they need from
 this object (or from the clients built from it), so tests can build a ``Settings`` directly.
 Every field here is listed, with a comment, in ``.env.example``.
+
+Which `.env` is read is explicit (:meth:`Settings.load`): the file ``SUPPORTBOT_ENV_FILE``
+names, else ``.env`` in the working directory; never one in a parent directory, the home
+directory or the installed package. Environment variables win over the file.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +29,14 @@ DEFAULT_SLACK_SCOPES = (
 )
 
 
+# Names the one `.env` file to read instead of ./.env (e.g. /etc/supportbot/env).
+ENV_FILE_VARIABLE = "SUPPORTBOT_ENV_FILE"
+
+
+class SettingsError(Exception):
+    """The settings cannot be loaded (the message names the variable or file to fix)."""
+
+
 def _default_binary_path() -> Path:
     return Path.home() / ".cache" / "supportbot" / "weaviate"
 
@@ -30,9 +44,44 @@ def _default_binary_path() -> Path:
 class Settings(BaseSettings):
     """All settings of the bot, the CLI and the ingestion jobs."""
 
+    # No implicit env_file: :meth:`load` chooses the one file (``Settings()`` reads none).
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=None, env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
+
+    @classmethod
+    def load(cls, *, cwd: Path | None = None) -> Settings:
+        """The settings from the environment and one `.env` file.
+
+        The file is the one ``SUPPORTBOT_ENV_FILE`` names (it must exist), else ``.env`` in
+        ``cwd`` (the working directory) if there is one, else none. Raises
+        :class:`SettingsError` for a named file that is missing.
+        """
+        named = os.environ.get(ENV_FILE_VARIABLE)
+        env_file: Path | None
+        if named:
+            env_file = Path(named).expanduser()
+            if not env_file.is_file():
+                raise SettingsError(f"{ENV_FILE_VARIABLE}={named}: there is no such file")
+        else:
+            env_file = (cwd or Path.cwd()) / ".env"
+            if not env_file.is_file():
+                env_file = None
+        return cls(_env_file=env_file)  # type: ignore[call-arg]
+
+    def secret_values(self) -> list[str]:
+        """The value of every secret setting (tokens, keys, the database password), so log
+        output can be scrubbed of them."""
+        values = [
+            value.get_secret_value()
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), SecretStr)
+        ]
+        if self.database_url:
+            password = urlsplit(self.database_url).password
+            if password:
+                values.append(password)
+        return [value for value in values if value]
 
     # --- local state -------------------------------------------------------------------------
     data_dir: Path = Field(
