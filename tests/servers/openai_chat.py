@@ -75,6 +75,7 @@ __all__ = [
     "count_tokens",
     "data_blocks",
     "default_responder",
+    "fold_text",
     "outside_data",
 ]
 
@@ -206,7 +207,7 @@ _LOOSE_OPEN = re.compile(r"<\s*(?P<tag>context|conversation)\b[^>]*>")
 _LOOSE_CLOSE = re.compile(r"<\s*/\s*(?P<tag>context|conversation)\b[^>]*>")
 
 
-def _fold(text: str) -> str:
+def fold_text(text: str) -> str:
     """Text as a careless reader sees it: NFKC, invisible format characters gone, case folded.
 
     So full-width ``＜/context＞``, ``</CONTEXT>`` and ``</con\u200btext>`` all read
@@ -224,7 +225,7 @@ def outside_data(text: str) -> str:
     that looks like a closing one -- attributes, case, full-width and zero-width look-alikes
     included. Text of a document that can end its block early therefore lands outside.
     """
-    folded = _fold(text)
+    folded = fold_text(text)
     outside: list[str] = []
     position = 0
     while True:
@@ -243,15 +244,16 @@ class GullibleModel:
     """A stand-in chat model that obeys any planted instruction it finds outside the data.
 
     ``triggers`` are the injected instructions a test planted in documents. When one of them
-    (compared after :func:`_fold`, whitespace collapsed) appears in a user or assistant message
+    (compared after :func:`fold_text`, whitespace collapsed) appears in a user or assistant message
     outside the data blocks as :func:`outside_data` reads them, or in a system message, the
     model "obeys" and answers :data:`OBEYED`; otherwise it answers like
-    :func:`default_responder`. Every prompt it was sent is kept in :attr:`prompts`, and
-    :attr:`obeyed` counts the times it obeyed.
+    :func:`default_responder`, or, asked to condense a conversation (a ``conversation-…`` block
+    with a ``"last_message"`` and no excerpts), with that last message. Every prompt it was
+    sent is kept in :attr:`prompts`, and :attr:`obeyed` counts the times it obeyed.
     """
 
     def __init__(self, triggers: Sequence[str]) -> None:
-        self._triggers = [t for t in (" ".join(_fold(x).split()) for x in triggers) if t]
+        self._triggers = [t for t in (" ".join(fold_text(x).split()) for x in triggers) if t]
         self.obeyed = 0
         self.prompts: list[list[dict[str, Any]]] = []
         self._lock = threading.Lock()
@@ -261,7 +263,7 @@ class GullibleModel:
         seen: list[str] = []
         for message in messages:
             text = message_text(message)
-            visible = _fold(text) if message.get("role") == "system" else outside_data(text)
+            visible = fold_text(text) if message.get("role") == "system" else outside_data(text)
             flat = " ".join(visible.split())
             seen.extend(t for t in self._triggers if t in flat)
         return seen
@@ -273,6 +275,11 @@ class GullibleModel:
             with self._lock:
                 self.obeyed += 1
             return OBEYED
+        blocks = [b for m in messages for b in data_blocks(message_text(m))]
+        if not any(tag.startswith("context-") for tag, _ in blocks):
+            for _, data in blocks:
+                if isinstance(data, Mapping) and isinstance(data.get("last_message"), str):
+                    return data["last_message"]
         return default_responder(messages)
 
 
