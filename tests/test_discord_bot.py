@@ -25,6 +25,7 @@ from bot.channels import ChannelSettings
 from bot.decide import ChannelMode
 from bot.discord import DiscordBot
 from feedback.models import Interaction, Rating, RatingEvent
+from feedback.models import Signal as MessageSignal
 from retrieval.workspaces import IdentityKind
 from supportbot.app import App
 from tests.conftest import SAMPLE_KB, make_settings
@@ -725,6 +726,136 @@ async def test_workspace_command_of_a_user_sharing_no_server_says_how_to_get_acc
 
     [reply] = sim.interaction_replies(command["id"])
     assert "only answer questions for servers we share" in str(reply.body)
+
+
+# --- incoming text and when to answer ----------------------------------------------------------
+
+
+def _signals_of(app: App, interaction_id: int | None) -> list[MessageSignal]:
+    with Session(app.engine) as session:
+        return list(
+            session.exec(
+                select(MessageSignal).where(MessageSignal.interaction_id == interaction_id)
+            )
+        )
+
+
+async def test_mentions_channels_and_emoji_are_stored_as_plain_names(
+    start_bot: StartBot, sim: DiscordSimulator, kb_app: App, llm: OpenAIChatSimulator
+):
+    await start_bot()
+    decomposed = "\u1109\u1166\u1100\u1173\u11b7"  # 세금 in NFD jamo
+    question = sim.message_create(
+        ACME_GENERAL, BOB,
+        f"can <@{ALICE}> reset the password link in <#{ACME_SUPPORT}>? "
+        f"<:blobcat:123456789012345678> <@&2000000000000009999> {decomposed} <t:1700000000:R>",
+        mention_bot=True,
+    )  # fmt: skip
+    await sim.dispatch("MESSAGE_CREATE", question)
+
+    await bot_messages(sim, ACME_GENERAL)
+    [row] = await recorded(kb_app, question)
+    assert row.question == (
+        "can @alice reset the password link in #support? :blobcat: @role 세금 2023-11-14 22:13 UTC"
+    )
+    sent = str(llm.chat_requests())
+    assert "<@" not in sent and "<#" not in sent and "<:blobcat" not in sent
+
+
+async def test_an_edited_message_is_never_answered_again(
+    start_bot: StartBot, sim: DiscordSimulator, kb_app: App
+):
+    await start_bot()
+    question = sim.message_create(
+        ACME_GENERAL, ALICE, "How long is the pasword reset link valid?", mention_bot=True
+    )
+    await sim.dispatch("MESSAGE_CREATE", question)
+    await bot_messages(sim, ACME_GENERAL)
+
+    for n, content in enumerate(["How long is the password reset link valid?", "edit 2"]):
+        edited = {
+            **question,
+            "content": f"<@{sim.bot_id}> {content}",
+            "edited_timestamp": f"2030-01-01T00:00:0{n}.000000+00:00",
+        }
+        await sim.dispatch("MESSAGE_UPDATE", edited)
+    # A resumed gateway replaying the original is the same message too.
+    await sim.dispatch("MESSAGE_CREATE", question)
+    await quiet(1.0)
+
+    assert len(sim.sent_messages(ACME_GENERAL)) == 1
+    assert len(await recorded(kb_app, question)) == 1
+
+
+@pytest.mark.parametrize("thanks", ["ok 👍", "감사합니다", "thanks <:blobcat:123456789012345678>"])
+async def test_thanks_in_a_followed_thread_is_a_signal_not_an_answer(
+    start_bot: StartBot, sim: DiscordSimulator, kb_app: App, llm: OpenAIChatSimulator, thanks: str
+):
+    sim.privileged_intents = int(Intent.MESSAGE_CONTENT)  # unaddressed thread messages
+    await start_bot(message_content=True)  # carry their text only with Message Content
+    question = sim.message_create(THREAD, ALICE, "How do I request a refund?", mention_bot=True)
+    await sim.dispatch("MESSAGE_CREATE", question)
+    await bot_messages(sim, THREAD)
+    [row] = await recorded(kb_app, question)
+    asked = len(llm.chat_requests())
+
+    await sim.dispatch("MESSAGE_CREATE", sim.message_create(THREAD, ALICE, thanks))
+
+    await _eventually(lambda: len(_signals_of(kb_app, row.id)) == 1)
+    await quiet()
+    [signal_row] = _signals_of(kb_app, row.id)
+    assert signal_row.kind == "acknowledgement" and signal_row.weight == 1.0
+    assert signal_row.workspace == "dacme" and signal_row.platform == "discord"
+    assert len(sim.sent_messages(THREAD)) == 1 and len(llm.chat_requests()) == asked
+
+
+async def test_thanks_as_a_reply_to_the_answer_is_a_signal_about_that_answer(
+    start_bot: StartBot, sim: DiscordSimulator, kb_app: App
+):
+    await start_bot()
+    question = sim.message_create(
+        ACME_SUPPORT, ALICE, "What is the API rate limit?", mention_bot=True
+    )
+    await sim.dispatch("MESSAGE_CREATE", question)
+    [answer] = await bot_messages(sim, ACME_SUPPORT)
+    [row] = await recorded(kb_app, question)
+
+    await sim.dispatch(
+        "MESSAGE_CREATE",
+        sim.message_create(ACME_SUPPORT, ALICE, "고마워요 🙏", reply_to=answer["id"]),
+    )
+
+    await _eventually(lambda: len(_signals_of(kb_app, row.id)) == 1)
+    await quiet()
+    assert len(sim.sent_messages(ACME_SUPPORT)) == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["🔥🔥🔥", "   ", "<:blobcat:123456789012345678> <a:party:123456789012345679>", "?!"]
+)
+async def test_a_dm_without_words_gets_the_prompt_not_a_retrieved_passage(
+    start_bot: StartBot, sim: DiscordSimulator, kb_app: App, llm: OpenAIChatSimulator, text: str
+):
+    await start_bot()
+
+    question = await dm(sim, ALICE, ALICE_DM, text)
+
+    [reply] = await bot_messages(sim, ALICE_DM)
+    await quiet()
+    assert "What would you like to know?" in reply["content"]
+    assert "무엇이 궁금하신가요?" in reply["content"]
+    assert "Sources" not in reply["content"] and llm.chat_requests() == []
+    assert interactions(kb_app, [question["id"]]) == []
+
+
+async def test_a_korean_greeting_gets_the_korean_prompt(
+    start_bot: StartBot, sim: DiscordSimulator, llm: OpenAIChatSimulator
+):
+    await start_bot()
+    await dm(sim, ALICE, ALICE_DM, "안녕하세요 ㅎㅎ")
+    [reply] = await bot_messages(sim, ALICE_DM)
+    assert "무엇이 궁금하신가요?" in reply["content"] and "What would" not in reply["content"]
+    assert llm.chat_requests() == []
 
 
 # --- what goes out: rendered safely, split within 2,000 characters, no pings, no embeds ----------

@@ -8,11 +8,14 @@ English.
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from bot.chatter import ChatterKind, classify, has_words, prompt_language
 from bot.decide import Action, ChannelMode, decide
 from bot.message import IncomingMessage
 from bot.service import QUESTION_PROMPT, question_prompt
+from feedback.errors import FeedbackError
+from feedback.store import AnswerRecord, SqlFeedbackStore
 from tests.conftest import REPO
 
 CASES = REPO.parent / "shared" / "cases"
@@ -222,3 +225,35 @@ def test_an_edit_is_the_same_message_to_claim():
     other_channel = _message("x", channel_id="C2")
     assert original.identity == edited.identity
     assert other_channel.identity != original.identity
+
+
+# --- signals in the feedback store ------------------------------------------------------------
+
+
+def test_signals_are_stored_once_per_message_and_never_across_workspaces(engine: Engine):
+    store = SqlFeedbackStore(engine, user_hash_key=b"k")
+    answered = store.record_answer(
+        AnswerRecord(
+            workspace="acme", platform="slack", question="q?", standalone_question="q?",
+            answer="a", mode="llm", message_id="1.0", channel_id="C1",
+        )
+    )  # fmt: skip
+    signal = {
+        "kind": "acknowledgement", "weight": 1.0, "platform": "slack",
+        "event_id": "slack:T1:C1:2.0", "user_id": "slack:T1:U1",
+    }  # fmt: skip
+
+    assert store.record_signal(answered, workspace="acme", **signal) is True
+    assert store.record_signal(answered, workspace="acme", **signal) is False  # redelivered
+    with pytest.raises(FeedbackError):
+        store.record_signal(answered, workspace="globex", **{**signal, "event_id": "other"})
+
+    [row] = store.signals(answered)
+    assert (row.workspace, row.kind, row.weight, row.platform) == (
+        "acme",
+        "acknowledgement",
+        1.0,
+        "slack",
+    )
+    assert row.user_hash == store.user_hash("slack:T1:U1") and "U1" not in row.user_hash
+    assert store.ratings(answered) == []  # kept apart from ratings
