@@ -238,15 +238,17 @@ def test_signals_are_stored_once_per_message_and_never_across_workspaces(engine:
             answer="a", mode="llm", message_id="1.0", channel_id="C1",
         )
     )  # fmt: skip
-    signal = {
-        "kind": "acknowledgement", "weight": 1.0, "platform": "slack",
-        "event_id": "slack:T1:C1:2.0", "user_id": "slack:T1:U1",
-    }  # fmt: skip
 
-    assert store.record_signal(answered, workspace="acme", **signal) is True
-    assert store.record_signal(answered, workspace="acme", **signal) is False  # redelivered
+    def record(workspace: str, event_id: str = "slack:T1:C1:2.0") -> bool:
+        return store.record_signal(
+            answered, workspace=workspace, kind="acknowledgement", weight=1.0,
+            platform="slack", event_id=event_id, user_id="slack:T1:U1",
+        )  # fmt: skip
+
+    assert record("acme") is True
+    assert record("acme") is False  # redelivered
     with pytest.raises(FeedbackError):
-        store.record_signal(answered, workspace="globex", **{**signal, "event_id": "other"})
+        record("globex", event_id="other")
 
     [row] = store.signals(answered)
     assert (row.workspace, row.kind, row.weight, row.platform) == (
