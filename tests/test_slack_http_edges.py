@@ -23,6 +23,8 @@ from bot.slack.http import MAX_BODY_BYTES, events_web_app
 from supportbot.app import App
 from tests.servers.slack import sign_request, signed_event_request
 
+pytestmark = pytest.mark.slow  # each test serves the real bot over HTTP
+
 SECRET = "edge-signing-secret"
 NOW = str(int(time.time()))
 WELL_FORMED_BUT_WRONG = "v0=" + "0" * 64
