@@ -36,6 +36,7 @@ from supportbot.settings import WEAVIATE_VERSION, Settings
 
 if TYPE_CHECKING:
     from sync.engine import EngineOptions, SyncEngine
+    from sync.locks import WorkspaceLocks
     from sync.sources import SourceRepository
 
 
@@ -256,24 +257,27 @@ class App:
         return SourceRepository(self.engine, cipher=CredentialCipher(self.secret_key()))
 
     @cached_property
-    def sync_engine(self) -> SyncEngine:
-        """Syncs sources into their workspace; workspace locks in Redis when REDIS_URL is set."""
-        from sync.engine import SyncEngine
-        from sync.locks import FileWorkspaceLocks, RedisWorkspaceLocks, WorkspaceLocks
+    def sync_locks(self) -> WorkspaceLocks:
+        """One sync (or deletion) per workspace at a time: in Redis when REDIS_URL is set."""
+        from sync.locks import FileWorkspaceLocks, RedisWorkspaceLocks
 
         s = self.settings
-        locks: WorkspaceLocks
         if s.redis_url is not None:
             from redis.asyncio import Redis
 
             redis = Redis.from_url(s.redis_url.get_secret_value())
-            locks = RedisWorkspaceLocks(redis, ttl_s=s.sync_lock_ttl_s)
-        else:
-            locks = FileWorkspaceLocks(self.private_data_dir() / "sync-locks")
+            return RedisWorkspaceLocks(redis, ttl_s=s.sync_lock_ttl_s)
+        return FileWorkspaceLocks(self.private_data_dir() / "sync-locks")
+
+    @cached_property
+    def sync_engine(self) -> SyncEngine:
+        """Syncs sources into their workspace, one workspace at a time (``sync_locks``)."""
+        from sync.engine import SyncEngine
+
         return SyncEngine(
             self.sync_sources,
             self.knowledge,
-            locks,
+            self.sync_locks,
             api_urls=self.sync_api_urls,
             options=self.sync_engine_options,
         )

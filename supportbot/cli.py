@@ -7,6 +7,7 @@ happened and what to do, and a non-zero exit code.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -45,7 +46,7 @@ from supportbot.settings import Settings, SettingsError
 from supportbot.source_cli import SourceCliError, source_app
 from supportbot.source_cli import worker as source_worker
 from supportbot.workspace_option import WorkspaceOption, workspace_name
-from sync.errors import SyncError
+from sync.errors import SyncBusyError, SyncError
 
 app = typer.Typer(
     help="Customer-support chatbot for Slack and Discord, answering from each workspace's own "
@@ -169,7 +170,7 @@ def workspace_delete(
     ):
         raise typer.Exit(1)
     with _app(ctx) as application:
-        counts = application.knowledge.delete_workspace(name)
+        counts = asyncio.run(_delete_workspace(application, name))
     deleted = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n and kind != "workspace")
     what = "workspace" if counts.get("workspace") else "leftovers of workspace"
     out.print(
@@ -177,6 +178,23 @@ def workspace_delete(
         markup=False,
         highlight=False,
     )
+
+
+# How long `workspace delete` waits for a running sync of the workspace to finish.
+DELETE_LOCK_WAIT_S = 60.0
+
+
+async def _delete_workspace(application: App, name: str) -> dict[str, int]:
+    """Delete while holding the workspace's sync lock, so no sync writes into it meanwhile
+    (and none still running can write into a workspace created again under its name)."""
+    try:
+        async with application.sync_locks.hold(name, wait_s=DELETE_LOCK_WAIT_S):
+            return await asyncio.to_thread(application.knowledge.delete_workspace, name)
+    except SyncBusyError as e:
+        raise CliError(
+            f"a sync of workspace {name!r} is still running after {DELETE_LOCK_WAIT_S:.0f} s; "
+            "nothing deleted: run `supportbot workspace delete` again when it has finished"
+        ) from e
 
 
 @workspace_app.command("reindex")

@@ -14,6 +14,7 @@ and created again: it is empty everywhere, and the other two keep every row.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -432,3 +433,25 @@ def test_cli_delete_then_create_shows_nothing_of_the_old_workspace(
     refused = cli("feedback", "promote", str(acme.liked_id), "--force")
     assert refused.returncode == 1 and f"no answer with id {acme.liked_id}" in refused.stderr
     assert owned(app, "acme2") == keep
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_delete_waits_for_a_running_sync_of_the_workspace(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync holds its workspace's lock; ``workspace delete`` takes it too, so no sync writes
+    into a workspace while it is deleted (or into one created again under its name)."""
+    from supportbot import cli
+
+    app.knowledge.create_workspace("acme")
+    monkeypatch.setattr(cli, "DELETE_LOCK_WAIT_S", 0.5)
+
+    async def scenario() -> dict[str, int]:
+        async with app.sync_locks.hold("acme", wait_s=0):  # a sync of acme is running
+            with pytest.raises(cli.CliError, match=r"still running.*nothing deleted"):
+                await cli._delete_workspace(app, "acme")
+            assert [w.name for w in app.registry.list()] == ["acme"]
+        return await cli._delete_workspace(app, "acme")
+
+    assert asyncio.run(scenario())["workspace"] == 1
+    assert app.registry.list() == []
