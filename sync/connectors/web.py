@@ -22,7 +22,7 @@ import collections
 import xml.etree.ElementTree as ElementTree
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urldefrag, urljoin, urlsplit
@@ -56,6 +56,8 @@ from sync.models import SourceKind
 ROBOTS_AGENT = "supportbot"
 CHECKPOINT_EVERY = 50
 MAX_SITEMAP_DEPTH = 3
+MAX_PAGES = 200_000
+"""Pages one web source may list (its sitemaps together)."""
 _READ_CHUNK = 64 * 1024
 _SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 _TEXT_TYPES = ("text/plain", "text/markdown", "text/x-markdown")
@@ -227,6 +229,11 @@ class WebConnector(Connector):
                             )
                         parser.feed(data)
                         kind = _collect(parser, url, targets, children) or kind
+                        if len(targets) + len(children) > MAX_PAGES:
+                            raise FetchLimitError(
+                                f"sitemap {url}: over {MAX_PAGES:,} pages listed; split the "
+                                "site into several sources (nothing was removed)"
+                            )
         except httpx.HTTPError as e:
             raise SourceUnavailableError(f"sitemap {url}: {type(e).__name__}: {e}") from e
         except BlockedAddressError as e:
@@ -390,15 +397,21 @@ def _http_date(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        return parsedate_to_datetime(value)
+        return _aware(parsedate_to_datetime(value))
     except (TypeError, ValueError, IndexError):
         return None
 
 
 def _iso_date(value: str | None) -> datetime | None:
+    """A sitemap ``<lastmod>`` (W3C datetime: a date alone is common) as an aware datetime."""
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value)
+        return _aware(datetime.fromisoformat(value))
     except ValueError:
         return None
+
+
+def _aware(moment: datetime) -> datetime:
+    """Dates without a zone are taken as UTC (the database stores aware datetimes only)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -68,10 +68,14 @@ class Website(BackgroundServer):
         self._tick = 0
         self._pause = threading.Event()
         self._pause.set()
+        self.loc_style = "absolute"
+        """How the sitemap writes ``<loc>``: "absolute", "root" (``/path``) or "relative"."""
+        self._raw: dict[str, tuple[bytes, str, dict[str, str]]] = {}
+        self._redirects: dict[str, tuple[str, int]] = {}
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/robots.txt", self._robots)
-        app.router.add_get("/sitemap.xml", self._sitemap)
+        app.router.add_get("/sitemap.xml", self._sitemap_or_raw)
         app.router.add_get("/sitemaps/{n}.xml", self._sitemap_part)
         app.router.add_get("/{path:.*}", self._page)
 
@@ -111,6 +115,24 @@ class Website(BackgroundServer):
         """Drop a page from the sitemap, leaving it reachable."""
         with self.lock:
             self._unlisted.add(path)
+
+    def set_raw(
+        self,
+        path: str,
+        body: bytes,
+        content_type: str = "application/octet-stream",
+        headers: dict[str, str] | None = None,
+    ) -> str:
+        """Serve ``body`` as it is at ``path`` (a sitemap of one's own, a gzip file)."""
+        with self.lock:
+            self._raw[path.lstrip("/")] = (body, content_type, dict(headers or {}))
+        return self.page_url(path)
+
+    def redirect(self, path: str, location: str, status: int = 302) -> str:
+        """Answer ``path`` with a redirect to ``location``."""
+        with self.lock:
+            self._redirects[path.lstrip("/")] = (location, status)
+        return self.page_url(path)
 
     def page_url(self, path: str) -> str:
         return f"{self.url}/{path.lstrip('/')}"
@@ -162,13 +184,21 @@ class Website(BackgroundServer):
         rows = []
         for path, page in pages:
             lastmod = f"<lastmod>{page.modified.isoformat()}</lastmod>" if self.lastmod else ""
-            rows.append(f"<url><loc>{html.escape(self.page_url(path))}</loc>{lastmod}</url>")
+            loc = {"absolute": self.page_url(path), "root": f"/{path}", "relative": path}[
+                self.loc_style
+            ]
+            rows.append(f"<url><loc>{html.escape(loc)}</loc>{lastmod}</url>")
         return (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
             + "".join(rows)
             + "</urlset>"
         )
+
+    async def _sitemap_or_raw(self, request: web.Request) -> web.Response:
+        if "sitemap.xml" in self._raw:
+            return await self._page(request, "sitemap.xml")
+        return await self._sitemap(request)
 
     async def _sitemap(self, request: web.Request) -> web.Response:
         fault = self._fault("/sitemap.xml")
@@ -195,11 +225,18 @@ class Website(BackgroundServer):
         pages = self._listed()[n * size : (n + 1) * size]
         return web.Response(text=self._urlset(pages), content_type="application/xml")
 
-    async def _page(self, request: web.Request) -> web.Response:
-        path = request.match_info["path"]
+    async def _page(self, request: web.Request, path: str | None = None) -> web.Response:
+        path = request.match_info["path"] if path is None else path
         fault = self._fault("/" + path)
         if fault is not None:
             return fault
+        with self.lock:
+            raw = self._raw.get(path)
+            redirect = self._redirects.get(path)
+        if redirect is not None:
+            return web.Response(status=redirect[1], headers={"Location": redirect[0]})
+        if raw is not None:
+            return web.Response(body=raw[0], content_type=raw[1], headers=raw[2])
         if not self._pause.is_set():
             await asyncio.to_thread(self._pause.wait)
         if self.latency:
