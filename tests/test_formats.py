@@ -291,6 +291,47 @@ def test_english_pdfs_from_a_real_generator_stay_correct(tmp_path: Path) -> None
     assert "Contact billing support" in doc.text
 
 
+@pytest.mark.parametrize("line_height", [5, 6, 7])  # 11 pt text at 1.2 to 1.7 line spacing
+def test_a_pdf_paragraph_set_with_wide_line_spacing_stays_one_paragraph(
+    tmp_path: Path, line_height: int
+) -> None:
+    sentence = "To reset your password, open the account settings and choose Reset password. "
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    pdf.add_page()
+    pdf.multi_cell(0, line_height, sentence * 3)
+    pdf.ln(12)
+    pdf.multi_cell(0, line_height, "A second paragraph after a blank line.")
+    path = tmp_path / "spacing.pdf"
+    pdf.output(str(path))
+
+    paragraphs = load_file(path).text.split("\n\n")
+
+    assert " ".join(paragraphs[0].split()) == (sentence * 3).strip()
+    assert paragraphs[-1] == "A second paragraph after a blank line."
+
+
+@pytest.mark.parametrize("gutter", [10, 20])
+def test_a_two_column_pdf_reads_one_column_after_the_other(tmp_path: Path, gutter: int) -> None:
+    left = "The left column explains how invoices are issued to the billing contact. " * 4
+    right = "The right column describes shipping times for international orders. " * 4
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    pdf.add_page()
+    width = (pdf.epw - gutter) / 2
+    top = pdf.get_y()
+    pdf.multi_cell(width, 6, left, align="L")
+    pdf.set_xy(pdf.l_margin + width + gutter, top)
+    pdf.multi_cell(width, 6, right, align="L")
+    path = tmp_path / "columns.pdf"
+    pdf.output(str(path))
+
+    text = " ".join(load_file(path).text.split())
+
+    assert left.strip() in text
+    assert right.strip() in text
+
+
 # --- Limits per file ----------------------------------------------------------------------------
 
 
