@@ -147,6 +147,39 @@ def test_csv_becomes_a_markdown_table_in_any_usual_encoding(
     assert "요금제 \\| 변경" in doc.text  # a pipe in a cell does not open a new column
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        # Excel where the decimal mark is a comma writes ";"-separated CSV.
+        ("prices.csv", '플랜;가격\nBasic plan;"9,99 EUR"\nPro plan;19,99 EUR\n'),
+        ("prices.tsv", "플랜\t가격\nBasic plan\t9,99 EUR\nPro plan\t19,99 EUR\n"),
+        ("prices.csv", "플랜\t가격\nBasic plan\t9,99 EUR\nPro plan\t19,99 EUR\n"),
+        ("prices.csv", "플랜|가격\nBasic plan|9,99 EUR\nPro plan|19,99 EUR\n"),
+    ],
+)
+def test_csv_with_another_delimiter_keeps_its_columns(
+    tmp_path: Path, name: str, content: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="cp949" if name.endswith(".tsv") else "utf-8")
+
+    doc = load_file(path)
+
+    assert doc.text.startswith("| 플랜 | 가격 |\n| --- | --- |")
+    assert "| Basic plan | 9,99 EUR |" in doc.text
+    assert "| Pro plan | 19,99 EUR |" in doc.text
+
+
+def test_semicolons_inside_comma_separated_values_are_text(tmp_path: Path) -> None:
+    path = tmp_path / "faq.csv"
+    path.write_text("id,answer\n1,a card; or PayPal\n2,7 days; ask billing\n3,x; y; z\n")
+
+    doc = load_file(path)
+
+    assert "| 1 | a card; or PayPal |" in doc.text
+    assert "| 3 | x; y; z |" in doc.text
+
+
 @pytest.mark.parametrize("suffix", [".docx", ".pptx", ".xlsx", ".hwpx"])
 def test_a_file_that_is_no_zip_package_is_named_in_one_line(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"contract{suffix}"

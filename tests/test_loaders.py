@@ -346,7 +346,7 @@ def test_unreadable_file_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_supported_suffixes_are_the_documented_ones() -> None:
     expected = {".md", ".markdown", ".txt", ".text", ".rst", ".html", ".htm", ".pdf"}
-    office = {".docx", ".pptx", ".xlsx", ".csv", ".hwpx", ".hwp"}
+    office = {".docx", ".pptx", ".xlsx", ".csv", ".tsv", ".hwpx", ".hwp"}
     assert expected | office == SUPPORTED_SUFFIXES
 
 

@@ -13,6 +13,7 @@ text, and its slide-number comments are dropped.
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 import zipfile
@@ -31,6 +32,8 @@ _NAMES = {".docx": "Word document", ".pptx": "PowerPoint file", ".xlsx": "Excel 
 _IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)")
 _HTML_COMMENT_LINE = re.compile(r"^\s*<!--.*?-->\s*$", re.MULTILINE)
 _BLANK_RUNS = re.compile(r"\n{3,}")
+_DELIMITERS = ",;\t|"
+_SNIFF_LINES = 50
 _DC_TITLE = "{http://purl.org/dc/elements/1.1/}title"
 
 
@@ -59,8 +62,34 @@ def office_to_text(path: Path, data: bytes, limits: FileLimits) -> tuple[str, st
 
 
 def csv_to_text(path: Path, text: str) -> str:
-    """A CSV file's rows as one Markdown table (the first row is the header)."""
+    """A CSV file's rows as one Markdown table (the first row is the header).
+
+    The delimiter is whatever the file uses: ``,``; ``;`` (what Excel writes where the decimal
+    mark is a comma); tab (``.tsv``, and Excel's "Unicode text"); ``|``. It is found by the
+    standard library's :class:`csv.Sniffer` on the first lines, and the rows are handed to
+    markitdown as comma-separated values.
+    """
+    if path.suffix.lower() == ".tsv":
+        dialect: type[csv.Dialect] | None = csv.excel_tab
+    else:
+        dialect = _sniff_dialect(text)
+    if dialect is not None and dialect.delimiter != ",":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerows(csv.reader(io.StringIO(text, newline=""), dialect))
+        text = out.getvalue()
     return tidy_markdown(_convert(path, text.encode("utf-8"), ".csv", "CSV file", charset="utf-8"))
+
+
+def _sniff_dialect(text: str) -> type[csv.Dialect] | None:
+    """The CSV dialect of ``text``'s first lines, or None to read it as plain commas."""
+    lines = text.splitlines()[:_SNIFF_LINES]
+    try:
+        dialect = csv.Sniffer().sniff("\n".join(lines), delimiters=_DELIMITERS)
+    except csv.Error:  # one column, or no consistent delimiter
+        return None
+    # The header row separates its columns too: a delimiter it lacks is punctuation in values.
+    return dialect if lines and dialect.delimiter in lines[0] else None
 
 
 def tidy_markdown(markdown: str) -> str:
