@@ -98,7 +98,12 @@ def test_supportbot_run_keeps_a_web_source_fresh_beside_the_slack_bot(
     with Website() as site, SlackSimulator() as slack:
         slack.add_workspace("T0ACME", "xoxb-run", team_name="Acme")
         site.set_page("help/refunds", "Refunds", "<p>Refunds take 14 days.</p>")
-        env = cli_env(weaviate_data_dir, tmp_path / "run.db")
+        # The site is on loopback, which web sources fetch only when opened (SSRF guard).
+        env = cli_env(
+            weaviate_data_dir,
+            tmp_path / "run.db",
+            SYNC_ALLOWED_PRIVATE_HOSTS=f"127.0.0.1:{site.port}",
+        )
         env.pop("REDIS_URL", None)
         settings = make_settings(weaviate_data_dir, tmp_path / "run.db")
         with App(settings) as app:

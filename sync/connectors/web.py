@@ -201,11 +201,9 @@ class WebConnector(Connector):
     ) -> None:
         """Collect page URLs; a sitemap that cannot be read fails the sync (and deletes nothing)."""
         cap = ctx.limits.max_sitemap_bytes
-        parser: ElementTree.XMLPullParser[ElementTree.Element] = ElementTree.XMLPullParser(
-            events=("end",)
-        )
         children: list[str] = []
-        kind = ""
+        entries = _SitemapEntries(url, targets, children)
+        parser = ElementTree.XMLParser(target=entries)
         try:
             async with ctx.http.stream("GET", url) as response:
                 if response.status_code != 200:
@@ -228,7 +226,6 @@ class WebConnector(Connector):
                                 "was removed)"
                             )
                         parser.feed(data)
-                        kind = _collect(parser, url, targets, children) or kind
                         if len(targets) + len(children) > MAX_PAGES:
                             raise FetchLimitError(
                                 f"sitemap {url}: over {MAX_PAGES:,} pages listed; split the "
@@ -246,7 +243,7 @@ class WebConnector(Connector):
             parser.close()
         except ElementTree.ParseError as e:
             raise SourceUnavailableError(f"sitemap {url}: not valid XML ({e})") from e
-        kind = _collect(parser, url, targets, children) or kind
+        kind = entries.kind
         if kind == "sitemapindex":
             if depth >= MAX_SITEMAP_DEPTH:
                 raise SourceUnavailableError(f"sitemap {url}: sitemap indexes nested too deep")
@@ -315,31 +312,59 @@ async def _read_capped(response: httpx.Response, limit: int, budget: DownloadBud
     return b"".join(parts)
 
 
-def _collect(
-    parser: ElementTree.XMLPullParser[ElementTree.Element],
-    base: str,
-    targets: dict[str, str | None],
-    children: list[str],
-) -> str:
-    """Take the finished ``<url>``/``<sitemap>`` entries from the parser (and free them);
-    returns the root's kind once its end is seen, else ""."""
-    kind = ""
-    for event in parser.read_events():
-        element: object = event[-1]
-        if not isinstance(element, ElementTree.Element):
-            continue
-        tag = element.tag.removeprefix(_SITEMAP_NS)
-        if tag in ("url", "sitemap"):
-            loc = _text(element, "loc")
-            location = _resolve(base, loc) if loc else None
-            if location is not None and tag == "url":
-                targets[location] = _text(element, "lastmod")
-            elif location is not None:
-                children.append(location)
-            element.clear()
-        elif tag in ("urlset", "sitemapindex"):
-            kind = tag
-    return kind
+class _SitemapEntries:
+    """An ``XMLParser`` target that keeps only what a sitemap is for: each ``<url>``'s or
+    ``<sitemap>``'s ``<loc>`` (resolved) and ``<lastmod>``. No tree is built and other text is
+    dropped as it streams by, so memory stays small whatever the document holds (a whitespace
+    bomb, huge unknown elements)."""
+
+    _FIELDS = ("loc", "lastmod")
+    _MAX_FIELD_CHARS = 8192
+
+    def __init__(self, base: str, targets: dict[str, str | None], children: list[str]) -> None:
+        self._base = base
+        self._targets = targets
+        self._children = children
+        self._depth = 0
+        self._field: str | None = None
+        self._text: list[str] = []
+        self._size = 0
+        self._values: dict[str, str] = {}
+        self.kind = ""
+        """The root element's name: "urlset" or "sitemapindex" (else not a sitemap)."""
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        self._depth += 1
+        name = tag.removeprefix(_SITEMAP_NS)
+        if self._depth == 1:
+            self.kind = name
+        elif self._depth == 3 and name in self._FIELDS:
+            self._field, self._text, self._size = name, [], 0
+
+    def data(self, data: str) -> None:
+        if self._field is not None and self._size < self._MAX_FIELD_CHARS:
+            self._text.append(data)
+            self._size += len(data)
+
+    def end(self, tag: str) -> None:
+        name = tag.removeprefix(_SITEMAP_NS)
+        if self._depth == 3 and self._field is not None:
+            value = "".join(self._text).strip()
+            if value and self._size < self._MAX_FIELD_CHARS:
+                self._values[self._field] = value
+            self._field = None
+        elif self._depth == 2:
+            loc = self._values.get("loc")
+            location = _resolve(self._base, loc) if loc else None
+            if location is not None and name == "url" and self.kind == "urlset":
+                self._targets[location] = self._values.get("lastmod")
+            elif location is not None and name == "sitemap" and self.kind == "sitemapindex":
+                self._children.append(location)
+            self._values = {}
+        self._depth -= 1
+
+    def close(self) -> None:
+        return None
 
 
 def _resolve(base: str, loc: str) -> str | None:
@@ -384,13 +409,6 @@ class _Robots:
         parser = RobotFileParser()
         parser.parse(response.text.splitlines())
         return parser
-
-
-def _text(element: ElementTree.Element, name: str) -> str | None:
-    found = element.find(f"{_SITEMAP_NS}{name}")
-    if found is None or found.text is None:
-        return None
-    return found.text.strip() or None
 
 
 def _http_date(value: str | None) -> datetime | None:

@@ -1,0 +1,299 @@
+"""Web sources fetch only what they should: public addresses, capped sizes, bad pages skipped.
+
+Kinds: a URL, a sitemap entry or a redirect that points at loopback, a private range, a
+link-local address (cloud metadata), IPv6 loopback or an IPv4 address wrapped in IPv6; a sitemap
+that inflates to hundreds of megabytes (the ``sitemap-gzip-bomb`` case); a page that breaks a
+parser (the ``deep-html`` case) among good pages. Refusals happen before connecting: no test
+sends traffic anywhere but loopback, and the servers assert they were never reached.
+"""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import tracemalloc
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpcore
+import pytest
+
+from supportbot.app import App
+from supportbot.settings import Settings
+from sync.addresses import AddressPolicy, GuardedBackend, is_public
+from sync.errors import BlockedAddressError, SourceConfigError
+from tests.conftest import REPO, make_settings
+from tests.servers.website import Website, generated_page
+from tests.test_sync_web import add_web, top_text
+
+CASES = REPO.parent / "shared" / "cases"
+
+
+@pytest.fixture
+def site() -> Iterator[Website]:
+    with Website() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(weaviate_data_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Only the ``site`` fixture's host:port is opened (not loopback as a whole)."""
+    allowed = ""
+    if "site" in request.fixturenames:
+        server: Website = request.getfixturevalue("site")
+        allowed = f"127.0.0.1:{server.port}"
+    return make_settings(
+        weaviate_data_dir, tmp_path / "supportbot.db", sync_allowed_private_hosts=allowed
+    )
+
+
+# --- the address rules ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.8.9.10",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.251",
+        "255.255.255.255",
+        "192.0.2.10",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "2002:7f00:1::1",
+        "64:ff9b::a00:1",
+        "2001:db8::1",
+    ],
+)
+def test_non_public_addresses_are_refused(address: str) -> None:
+    ip = ipaddress.ip_address(address)
+    assert not is_public(ip)
+    reason = AddressPolicy().refusal("example.com", 80, ip)
+    assert reason is not None and "non-public" in reason and "SYNC_ALLOWED_PRIVATE_HOSTS" in reason
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert AddressPolicy().refusal("example.com", 443, ipaddress.ip_address(address)) is None
+
+
+def test_allowed_private_hosts_parse_and_match() -> None:
+    policy = AddressPolicy.parse(" wiki.internal:8443, 10.20.0.0/16 ,[::1]:9000, docs.lan, ")
+    private = ipaddress.ip_address("10.99.0.5")
+    assert policy.refusal("wiki.internal", 8443, private) is None
+    assert policy.refusal("WIKI.internal", 8443, private) is None
+    assert policy.refusal("wiki.internal", 443, private) is not None  # another port
+    assert policy.refusal("docs.lan", 1234, private) is None  # any port
+    assert policy.refusal("x.example", 80, ipaddress.ip_address("10.20.3.4")) is None
+    assert policy.refusal("x.example", 80, ipaddress.ip_address("10.21.3.4")) is not None
+    assert policy.refusal("::1", 9000, ipaddress.ip_address("::1")) is None
+    assert policy.refusal("::1", 9001, ipaddress.ip_address("::1")) is not None
+    for bad in ("wiki:notaport", "http://wiki/", "a b:80", "host:70000"):
+        with pytest.raises(SourceConfigError, match="SYNC_ALLOWED_PRIVATE_HOSTS"):
+            AddressPolicy.parse(bad)
+
+
+async def test_every_resolved_address_is_checked_and_localhost_is_refused() -> None:
+    with pytest.raises(BlockedAddressError, match="localhost:80 resolves to"):
+        await AddressPolicy().resolve("localhost", 80)  # real resolver, nothing sent
+
+
+class _Recorder(httpcore.AsyncNetworkBackend):
+    """Records where a connection was asked to go instead of connecting (pure logic)."""
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.hosts.append(host)
+        raise httpcore.ConnectError("recorded")
+
+
+async def test_connections_go_to_the_checked_address_not_a_second_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = iter([["93.184.216.34"], ["127.0.0.1"]])  # a rebinding name server
+
+    async def getaddrinfo(self: Any, host: str, port: int, **_: Any) -> list[Any]:
+        return [(2, 1, 6, "", (address, port)) for address in next(answers)]
+
+    monkeypatch.setattr("asyncio.base_events.BaseEventLoop.getaddrinfo", getaddrinfo)
+    recorder = _Recorder()
+    backend = GuardedBackend(AddressPolicy(), inner=recorder)
+    with pytest.raises(httpcore.ConnectError):
+        await backend.connect_tcp("rebind.example", 80)
+    assert recorder.hosts == ["93.184.216.34"]  # the checked answer, never the host name
+    with pytest.raises(BlockedAddressError):
+        await backend.connect_tcp("rebind.example", 80)  # the second answer is checked too
+    assert recorder.hosts == ["93.184.216.34"]
+
+
+async def test_a_name_with_one_private_answer_among_public_ones_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def getaddrinfo(self: Any, host: str, port: int, **_: Any) -> list[Any]:
+        return [(2, 1, 6, "", ("93.184.216.34", port)), (10, 1, 6, "", ("::1", port, 0, 0))]
+
+    monkeypatch.setattr("asyncio.base_events.BaseEventLoop.getaddrinfo", getaddrinfo)
+    recorder = _Recorder()
+    with pytest.raises(BlockedAddressError, match="::1"):
+        await GuardedBackend(AddressPolicy(), inner=recorder).connect_tcp("mixed.example", 443)
+    assert recorder.hosts == []
+
+
+# --- through a real sync -------------------------------------------------------------------
+
+
+async def test_by_default_a_local_site_is_not_fetched_at_all(app: App, ws_name: str) -> None:
+    with Website() as local:  # not opened: settings allow nothing
+        local.set_page("faq", "FAQ", "<p>Internal answers.</p>")
+        app.knowledge.create_workspace(ws_name)
+        add_web(app, ws_name, "by-url", urls=[local.page_url("faq")])
+        add_web(app, ws_name, "by-sitemap", sitemap=local.sitemap_url)
+        page_run = await app.sync_engine.sync(ws_name, "by-url")
+        assert page_run.errors == 1 and "refused" in (page_run.error or "")
+        assert "127.0.0.1" in (page_run.error or "") and "non-public" in (page_run.error or "")
+        sitemap_run = await app.sync_engine.sync(ws_name, "by-sitemap")
+        assert sitemap_run.status == "failed"
+        assert (sitemap_run.error or "").startswith(f"sitemap {local.sitemap_url}: refused")
+        assert local.requests == []  # refused before connecting
+
+
+async def test_sitemap_entries_and_redirects_to_other_addresses_are_refused(
+    app: App, ws_name: str, site: Website
+) -> None:
+    with Website() as other:  # a second local server: loopback, but not opened
+        other.set_page("secret", "Secret", "<p>Other server secret.</p>")
+        site.set_page("good", "Good", "<p>Gift cards never expire.</p>")
+        targets = {
+            "meta": "http://169.254.169.254/latest/meta-data/",
+            "ten": "http://10.0.0.1/admin",
+            "v6": f"http://[::1]:{site.port}/good",
+            "named": f"http://localhost:{site.port}/good",
+            "mapped": f"http://[::ffff:127.0.0.1]:{site.port}/good",
+            "other": other.page_url("secret"),
+        }
+        for name, target in targets.items():
+            site.redirect(f"go/{name}", target)
+        locs = [site.page_url("good"), *targets.values()]
+        locs += [site.page_url(f"go/{name}") for name in targets]
+        sitemap = (
+            '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            + "".join(f"<url><loc>{loc}</loc></url>" for loc in locs)
+            + "</urlset>"
+        )
+        site.set_raw("sitemap.xml", sitemap.encode(), "application/xml")
+        app.knowledge.create_workspace(ws_name)
+        add_web(app, ws_name, "site", sitemap=site.sitemap_url)
+        run = await app.sync_engine.sync(ws_name, "site")
+        assert (run.status, run.documents, run.changed) == ("ok", 13, 1)
+        assert run.errors == 12 and "refused" in (run.error or "")
+        stored = app.sync_sources.info(ws_name, "site").documents
+        assert stored == 1 and "Gift cards" in top_text(app, ws_name, "gift cards expire")
+        assert other.requests == []
+        assert {r.path for r in site.requests} >= {f"/go/{name}" for name in targets}
+
+
+# --- sizes: the gzip bomb, per-page and per-run caps ---------------------------------------
+
+
+async def test_gzip_bomb_sitemap_fails_the_source_with_small_memory(
+    app: App, ws_name: str, site: Website
+) -> None:
+    bomb = (CASES / "security" / "sitemap-gzip-bomb" / "sitemap.xml.gz").read_bytes()
+    url = site.set_raw("sitemap.xml.gz", bomb, "application/gzip")
+    app.knowledge.create_workspace(ws_name)
+    add_web(app, ws_name, "bomb", sitemap=url)
+    tracemalloc.start()
+    try:
+        run = await app.sync_engine.sync(ws_name, "bomb")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert run.status == "failed"
+    assert "over the limit of 52,428,800 bytes (decompressed)" in (run.error or "")
+    assert peak < 16 * 1024 * 1024  # read and inflated 64 KB at a time, never held whole
+
+
+async def test_gzip_content_encoding_bomb_page_is_skipped(
+    app: App, ws_name: str, site: Website
+) -> None:
+    body = gzip.compress(b"<html><body><p>" + b" " * 60_000_000 + b"</p></body></html>")
+    bomb = site.set_raw("bomb", body, "text/html", {"Content-Encoding": "gzip"})
+    good = site.set_page("good", "Good", "<p>Returns are free within 30 days.</p>")
+    app.knowledge.create_workspace(ws_name)
+    add_web(app, ws_name, "pages", urls=[bomb, good])
+    tracemalloc.start()
+    try:
+        run = await app.sync_engine.sync(ws_name, "pages")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (run.documents, run.changed, run.errors) == (2, 1, 1)
+    assert f"{bomb}: page over the limit of 20,971,520 bytes" in (run.error or "")
+    assert peak < 48 * 1024 * 1024
+
+
+@pytest.mark.parametrize("limit_mb", [0.02])
+async def test_a_sync_stops_at_its_download_limit_and_deletes_nothing(
+    weaviate_data_dir: Path, tmp_path: Path, embedder: Any, ws_name: str, limit_mb: float
+) -> None:
+    with Website() as local:
+        for n in range(40):
+            local.set_page(*generated_page(n))
+        settings = make_settings(
+            weaviate_data_dir,
+            tmp_path / "db.sqlite",
+            sync_allowed_private_hosts=f"127.0.0.1:{local.port}",
+            sync_max_mb_per_sync=limit_mb,
+        )
+        with App(settings, local_embedder=embedder) as app:
+            app.knowledge.create_workspace(ws_name)
+            add_web(app, ws_name, "help", sitemap=local.sitemap_url)
+            run = await app.sync_engine.sync(ws_name, "help")
+            assert run.status == "failed" and "SYNC_MAX_MB_PER_SYNC" in (run.error or "")
+            assert run.deleted == 0
+
+
+# --- a page that breaks the parser among good pages (deep-html, web half) ------------------
+
+
+async def test_deep_pages_are_skipped_by_name_and_the_rest_syncs(
+    app: App, ws_name: str, site: Website
+) -> None:
+    deep = CASES / "security" / "deep-html" / "b-deep.html"
+    bad = [
+        site.set_raw("deep-case.html", deep.read_bytes(), "text/html"),
+        site.set_raw(
+            "deeper.html",
+            ("<html><body>" + "<div>" * 100_000 + "x" + "</div>" * 100_000).encode(),
+            "text/html",
+        ),
+    ]
+    good = [site.set_page(*generated_page(n)) for n in range(3)]
+    app.knowledge.create_workspace(ws_name)
+    add_web(app, ws_name, "site", urls=[*bad, *good])
+    run = await app.sync_engine.sync(ws_name, "site")
+    assert (run.status, run.changed, run.errors) == ("ok", 3, 2)
+    assert all(url in (run.error or "") for url in bad) and "nested over" in (run.error or "")
+    assert app.sync_sources.info(ws_name, "site").documents == 3
