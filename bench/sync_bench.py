@@ -99,7 +99,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, data_dir=data_dir, secret_key="bench", sync_requests_per_second=1000
+        _env_file=None,
+        data_dir=data_dir,
+        secret_key="bench",
+        sync_requests_per_second=1000,
+        sync_allowed_private_hosts="127.0.0.1",  # the local site (web sources' SSRF guard)
     )
     port = free_port()
     parent, child = multiprocessing.Pipe()

@@ -79,6 +79,7 @@ def workers_env(weaviate_data_dir: Path, tmp_path: Path, redis_url: str) -> dict
         SYNC_MAX_JOBS="1",
         SYNC_LOCK_TTL_S="3",
         SYNC_JOB_TIMEOUT_S="10",
+        SYNC_ALLOWED_PRIVATE_HOSTS="127.0.0.1",  # the local test sites (SSRF guard)
     )
 
 
@@ -95,7 +96,12 @@ def workers(workers_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
 def queue_app(
     weaviate_data_dir: Path, tmp_path: Path, redis_url: str, embedder: object
 ) -> Iterator[App]:
-    settings = make_settings(weaviate_data_dir, tmp_path / "queue.db", redis_url=redis_url)
+    settings = make_settings(
+        weaviate_data_dir,
+        tmp_path / "queue.db",
+        redis_url=redis_url,
+        sync_allowed_private_hosts="127.0.0.1",
+    )
     with App(settings, local_embedder=embedder) as application:  # type: ignore[arg-type]
         yield application
 
