@@ -24,7 +24,9 @@ from bot.decide import Action, ChannelMode, Decision, decide
 from bot.message import IncomingMessage
 from bot.models import BotReply, DirectMessageChoice, ProcessedDelivery
 from bot.routing import DmRoute, route_direct_message
+from bot.signals import Detected, SignalDetector, SignalKind, resolved_weight
 from feedback.errors import FeedbackError
+from feedback.models import Interaction
 from feedback.store import FeedbackSink, answer_record
 from retrieval.chain import Answer, AnswerChain, Turn
 from retrieval.errors import RetrievalError, StoreUnavailableError, WeaviateUnreachableError
@@ -109,8 +111,12 @@ class ConversationService:
         feedback: FeedbackSink,
         clock: Callable[[], datetime] | None = None,
         ready_ttl_s: float = 30.0,
+        signals: SignalDetector | None = None,
     ) -> None:
+        """``signals``: reads implicit feedback from messages after an answer (rules only
+        when not given; the app gives it the bundled embedder)."""
         self._engine = engine
+        self._signals = signals or SignalDetector()
         self._registry = registry
         self._knowledge = knowledge
         self._chain_for = chain_for
@@ -161,10 +167,156 @@ class ConversationService:
             bot_answered_thread=situation.bot_answered_thread,
             workspace_ready=situation.workspace_ready,
         )
+        implicit: tuple[int, Detected | None] | None = None
+        if decision.action is not Action.IGNORE and situation.workspace is not None:
+            decision, implicit = self._implicit(message, situation, decision)
         first = decision.action is not Action.IGNORE and self.claim_message(message)
-        if first and decision.action is Action.SIGNAL and situation.workspace is not None:
-            self.record_signal(message, situation.workspace, decision)
+        if first and situation.workspace is not None:
+            if implicit is not None:
+                interaction_id, found = implicit
+                if found is not None:
+                    self._record_implicit(message, situation.workspace, interaction_id, found)
+            elif decision.action is Action.SIGNAL:
+                self.record_signal(message, situation.workspace, decision)
         return Triage(situation, decision, first)
+
+    def _implicit(
+        self, message: IncomingMessage, situation: Situation, decision: Decision
+    ) -> tuple[Decision, tuple[int, Detected | None] | None]:
+        """Read implicit feedback (:mod:`bot.signals`) from a message after an answer.
+
+        In a thread the bot answered, a reply by someone other than the asker that does not
+        mention the bot is a teammate's: never answered, kept as a reference answer when it
+        answers. The asker's message is read for frustration, a handoff request, a rephrase
+        or thanks; thanks is not answered, the rest is (the signal is recorded as well).
+        Returns the decision (maybe changed) and the answer and signal to record, if any.
+        """
+        follows = message.is_direct or (message.in_thread and situation.bot_answered_thread)
+        if not follows:
+            return decision, None
+        interaction_id = self.previous_answer(message)
+        if interaction_id is None:
+            return decision, None
+        context = self._feedback.answer_context(
+            interaction_id, user_id=f"{message.platform}:{message.team_id}:{message.user_id}"
+        )
+        if context is None:
+            return decision, None
+        if not context.by_asker:
+            if message.is_direct or message.mentions_bot:
+                return decision, None  # addressed to the bot: a question of their own
+            found = self._signals.from_teammate(message.text)
+            teammate = Decision(Action.SIGNAL, "a teammate's reply in a thread the bot answered")
+            return teammate, (interaction_id, found)
+        if decision.action is not Action.ANSWER:
+            return decision, None  # chatter: recorded as before (acknowledgement, 👎)
+        seconds = (_message_time(message) or self._clock()) - context.answered_at
+        found = self._signals.from_asker(
+            message.words,
+            previous_question=context.question,
+            seconds_since=seconds.total_seconds(),
+        )
+        if found is not None and found.kind is SignalKind.ACKNOWLEDGEMENT:
+            decision = Decision(Action.SIGNAL, f"{decision.reason}: {found.reason}")
+        return decision, (interaction_id, found)
+
+    def _record_implicit(
+        self,
+        message: IncomingMessage,
+        workspace: WorkspaceInfo,
+        interaction_id: int,
+        found: Detected,
+    ) -> None:
+        event_id = f"{message.platform}:{message.identity}"
+        user_id = f"{message.platform}:{message.team_id}:{message.user_id}"
+        event_at = _message_time(message) or self._clock()
+        try:
+            if found.kind in (SignalKind.TEAMMATE_ANSWER, SignalKind.TEAMMATE_AGREED):
+                self._feedback.record_reference(
+                    interaction_id,
+                    workspace=workspace.name,
+                    text=message.text,
+                    agrees=found.kind is SignalKind.TEAMMATE_AGREED,
+                    platform=message.platform,
+                    event_id=event_id,
+                    event_at=event_at,
+                    author_id=user_id,
+                )
+            self._feedback.record_signal(
+                interaction_id,
+                workspace=workspace.name,
+                kind=found.kind.value,
+                weight=found.weight,
+                platform=message.platform,
+                event_id=event_id,
+                user_id=user_id,
+                event_at=event_at,
+            )
+        except FeedbackError as e:
+            logger.warning("signal of %s not recorded: %s", message.delivery_id, e)
+
+    def resolve(
+        self,
+        *,
+        platform: str,
+        team_id: str,
+        channel_id: str,
+        message_id: str,
+        user_id: str,
+        event_at: datetime | None = None,
+    ) -> bool:
+        """Record the asker's ✅ on an answer (or on their own question) as ``resolved``.
+
+        Only the asker's ✅ counts, once per answer and user; its weight is +1 when no
+        teammate answered in the thread, else 0 (a person resolved it). False when the
+        message is no answer or question of the bot's, or the user is not the asker.
+        """
+        interaction_id = self._reacted_answer(platform, team_id, channel_id, message_id)
+        if interaction_id is None:
+            return False
+        user = f"{platform}:{team_id}:{user_id}"
+        context = self._feedback.answer_context(interaction_id, user_id=user)
+        if context is None or not context.by_asker:
+            return False
+        try:
+            return self._feedback.record_signal(
+                interaction_id,
+                workspace=context.workspace,
+                kind=SignalKind.RESOLVED.value,
+                weight=resolved_weight(human_replied=context.human_replied),
+                platform=platform,
+                event_id=f"{platform}:resolved:{team_id}:{channel_id}:{message_id}:{user_id}",
+                user_id=user,
+                event_at=event_at or self._clock(),
+            )
+        except FeedbackError as e:
+            logger.warning("resolution of %s not recorded: %s", message_id, e)
+            return False
+
+    def _reacted_answer(
+        self, platform: str, team_id: str, channel_id: str, message_id: str
+    ) -> int | None:
+        """The answer a reaction is on: the answer's own message, else the question's."""
+        with Session(self._engine) as session:
+            found = session.exec(
+                select(BotReply.interaction_id)
+                .where(BotReply.platform == platform)
+                .where(BotReply.team_id == team_id)
+                .where(BotReply.channel_id == channel_id)
+                .where(BotReply.reply_message_id == message_id)
+            ).first()
+            if found is not None:
+                return found
+            workspace = self._registry.resolve(_TEAM_KIND[platform], team_id) if team_id else None
+            if workspace is None:
+                return None
+            return session.exec(
+                select(Interaction.id)
+                .where(Interaction.workspace == workspace.name)
+                .where(Interaction.platform == platform)
+                .where(Interaction.channel_id == channel_id)
+                .where(Interaction.message_id == message_id)
+            ).first()
 
     def situation(
         self, message: IncomingMessage, *, workspace: WorkspaceInfo | None = None
@@ -344,6 +496,7 @@ class ConversationService:
                 platform=message.platform,
                 event_id=f"{message.platform}:{message.identity}",
                 user_id=f"{message.platform}:{message.team_id}:{message.user_id}",
+                event_at=_message_time(message) or self._clock(),
             )
         except FeedbackError as e:  # e.g. the team was moved to another workspace since
             logger.warning("signal of %s not recorded: %s", message.delivery_id, e)
@@ -457,3 +610,20 @@ class ConversationService:
             withdrawn=withdrawn,
         )
         return True
+
+
+_DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+def _message_time(message: IncomingMessage) -> datetime | None:
+    """When the platform says the message was sent: a Slack ``ts`` is seconds since the epoch,
+    a Discord id a snowflake with milliseconds since 2015 in its top bits. None when the id
+    is neither (a slash command's)."""
+    try:
+        if message.platform == "slack":
+            return datetime.fromtimestamp(float(message.message_id), tz=UTC)
+        return datetime.fromtimestamp(
+            ((int(message.message_id) >> 22) + _DISCORD_EPOCH_MS) / 1000, tz=UTC
+        )
+    except (ValueError, OverflowError):
+        return None

@@ -121,7 +121,8 @@ _HANDOFF = _rx(
     r"\bnot (a|the) bot\b|\bno more bots?\b|\binstead of (a|the|this) bot\b",
     r"상담원|상담사|상담 ?직원|전화 ?상담|유선 ?상담|1:1 ?상담|일대일 ?상담|채팅 ?상담",
     r"사람(과|이랑|하고|한테|에게|이|을|으로)? ?(상담|연결|통화|얘기|이야기|대화|바꿔|직접)",
-    r"(직원|담당자|매니저|관리자|엔지니어|실제 사람|진짜 사람)(분|님)?(과|와|이랑|랑|하고|한테|에게|께|을|를|이|가)? ?"
+    r"(직원|담당자|매니저|관리자|엔지니어|실제 사람|진짜 사람)(분|님)?"
+    r"(과|와|이랑|랑|하고|한테|에게|께|을|를|이|가)? ?"
     r"(연결|상담|통화|얘기|이야기|대화|바꿔|불러|직접|문의)",
     r"(직원|담당자|사람) ?(불러|연결해|바꿔)",
     r"봇 ?(말고|아니고|대신)",
@@ -196,7 +197,8 @@ _SUCCESS = _rx(
     r"\b(it|that|this) (worked|works|did it|did the trick|solved|fixed|helped|helps)\b",
     r"\b(works|worked|working) now\b|\ball (set|good|sorted)\b|\bproblem solved\b|"
     r"\bsorted\b|\bperfect\b|\bexactly what i needed\b|\bfound it\b|\bi see now\b",
-    r"해결|(이제|잘|드디어|오|아) ?(됐|되네|됩니|되었|돼요)|^(됐어요|됐습니다|됐네요|되네요|됩니다)|"
+    r"해결|(이제|잘|드디어|오|아) ?(됐|되네|됩니|되었|돼요)|"
+    r"^(됐어요|됐습니다|됐네요|되네요|됩니다)|"
     r"찾았어요|찾았습니다|알겠|이해했|도움이? ?(많이 |정말 |큰 )?(됐|되었)|확인했",
 )
 _CONTRAST = _rx(
@@ -348,9 +350,9 @@ class SignalDetector:
         best: tuple[float, SignalKind] | None = None
         for kind in (SignalKind.HANDOFF_REQUEST, SignalKind.FRUSTRATION):
             score = float(np.max(prototypes[kind] @ message))
-            if score >= t.prototype and score >= ordinary + t.margin:
-                if best is None or score > best[0]:
-                    best = (score, kind)
+            near = score >= t.prototype and score >= ordinary + t.margin
+            if near and (best is None or score > best[0]):
+                best = (score, kind)
         if best is None:
             return None
         return detected(best[1], f"like the {best[1]} prototypes ({best[0]:.2f})")

@@ -1,5 +1,6 @@
 """Tables of the feedback store: one interaction per answer, one current rating per user, the
-history of every rating change, and the signals messages gave about answers.
+history of every rating change, the signals messages gave about answers, and teammates'
+replies to them (reference answers).
 
 Unique constraints, not luck, keep duplicates out: an answered platform message is one
 interaction, a user has one current rating per interaction, and a platform event id is
@@ -131,4 +132,31 @@ class Signal(SQLModel, table=True):
     platform: str
     event_id: str
     user_hash: str = ""
+    created_at: datetime
+    # When the user acted (the platform message's or reaction's time); NULL for signals
+    # recorded before revision 0006.
+    event_at: datetime | None = None
+
+
+class ReferenceAnswer(SQLModel, table=True):
+    """A teammate's reply in the thread of a bot answer: how a person answered the question.
+
+    Read from the conversation (:mod:`bot.signals`): a teammate is neither the asker nor a
+    bot. ``agrees``: the reply only agreed with the bot ("+1", "맞아요"), so it says the answer
+    was right rather than giving another. ``event_id``: the platform message, recorded once.
+    Exported as the *chosen* side of a preference pair (``feedback export --labels implicit``).
+    """
+
+    __tablename__ = "reference_answer"
+    __table_args__ = (UniqueConstraint("interaction_id", "event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace: str = Field(index=True)
+    interaction_id: int = Field(foreign_key="interaction.id", ondelete="CASCADE", index=True)
+    text: str
+    agrees: bool = False
+    platform: str
+    event_id: str
+    author_hash: str = ""
+    event_at: datetime
     created_at: datetime

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from feedback.errors import FeedbackError
-from feedback.models import Interaction, Rating, RatingEvent, Signal
+from feedback.models import Interaction, Rating, RatingEvent, ReferenceAnswer, Signal
 from retrieval.chain import Answer, Source
 from retrieval.store import SearchResult
 
@@ -150,7 +150,36 @@ class FeedbackSink(Protocol):
         platform: str,
         event_id: str,
         user_id: str = "",
+        event_at: datetime | None = None,
     ) -> bool: ...
+
+    def record_reference(
+        self,
+        interaction_id: int,
+        *,
+        workspace: str,
+        text: str,
+        agrees: bool,
+        platform: str,
+        event_id: str,
+        event_at: datetime,
+        author_id: str = "",
+    ) -> bool: ...
+
+    def answer_context(self, interaction_id: int, *, user_id: str) -> AnswerContext | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerContext:
+    """What reading a message about an answer needs: the question it answered and when
+    (``answered_at``, UTC), whether the message's author asked it (``by_asker``), and whether
+    a teammate has replied in its thread yet (``human_replied``)."""
+
+    workspace: str
+    question: str
+    answered_at: datetime
+    by_asker: bool
+    human_replied: bool
 
 
 class SqlFeedbackStore:
@@ -358,14 +387,17 @@ class SqlFeedbackStore:
         platform: str,
         event_id: str,
         user_id: str = "",
+        event_at: datetime | None = None,
     ) -> bool:
         """Store what a message said about answer ``interaction_id`` (see :class:`Signal`).
 
-        ``event_id``: the message it was read from; the same message again (a redelivery)
-        stores nothing and returns False. Raises :class:`FeedbackError` when the answer is not
-        one of ``workspace``'s (a signal never crosses tenants).
+        ``event_id``: the message (or reaction) it was read from; the same one again (a
+        redelivery) stores nothing and returns False. ``event_at``: when the user acted.
+        Raises :class:`FeedbackError` when the answer is not one of ``workspace``'s (a signal
+        never crosses tenants).
         """
         row = Signal(
+            event_at=event_at,
             workspace=workspace,
             interaction_id=interaction_id,
             kind=kind,
@@ -388,6 +420,81 @@ class SqlFeedbackStore:
                 session.rollback()
                 return False
             return True
+
+    def record_reference(
+        self,
+        interaction_id: int,
+        *,
+        workspace: str,
+        text: str,
+        agrees: bool,
+        platform: str,
+        event_id: str,
+        event_at: datetime,
+        author_id: str = "",
+    ) -> bool:
+        """Store a teammate's reply in answer ``interaction_id``'s thread (see
+        :class:`ReferenceAnswer`); False for a message recorded before. Raises
+        :class:`FeedbackError` when the answer is not one of ``workspace``'s."""
+        row = ReferenceAnswer(
+            workspace=workspace,
+            interaction_id=interaction_id,
+            text=text,
+            agrees=agrees,
+            platform=platform,
+            event_id=event_id,
+            author_hash=self.user_hash(author_id),
+            event_at=event_at,
+            created_at=self._clock(),
+        )
+        with self._writing(), Session(self._engine) as session:
+            owner = session.exec(
+                select(Interaction.workspace).where(Interaction.id == interaction_id)
+            ).first()
+            if owner != workspace:
+                raise FeedbackError(f"no answer with id {interaction_id} in {workspace!r}")
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                return False
+            return True
+
+    def answer_context(self, interaction_id: int, *, user_id: str) -> AnswerContext | None:
+        """The answer's question and time, and whether ``user_id`` asked it (None: no such
+        answer). Users are compared by their keyed hashes, as they are stored."""
+        with Session(self._engine) as session:
+            row = session.get(Interaction, interaction_id)
+            if row is None:
+                return None
+            replied = session.exec(
+                select(ReferenceAnswer.id)
+                .where(ReferenceAnswer.interaction_id == interaction_id)
+                .where(col(ReferenceAnswer.agrees).is_(False))
+                .limit(1)
+            ).first()
+        answered_at = row.created_at
+        if answered_at.tzinfo is None:  # SQLite gives back naive UTC times
+            answered_at = answered_at.replace(tzinfo=UTC)
+        return AnswerContext(
+            workspace=row.workspace,
+            question=row.question,
+            answered_at=answered_at,
+            by_asker=bool(row.user_hash) and row.user_hash == self.user_hash(user_id),
+            human_replied=replied is not None,
+        )
+
+    def references(self, interaction_id: int) -> list[ReferenceAnswer]:
+        """Teammates' replies about one answer, in the order received."""
+        with Session(self._engine) as session:
+            return list(
+                session.exec(
+                    select(ReferenceAnswer)
+                    .where(ReferenceAnswer.interaction_id == interaction_id)
+                    .order_by(col(ReferenceAnswer.id))
+                )
+            )
 
     def signals(self, interaction_id: int) -> list[Signal]:
         """The signals about one answer, in the order received."""

@@ -21,6 +21,7 @@ from weaviate import WeaviateClient
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 
 from bot.service import ConversationService
+from bot.signals import SignalDetector
 from feedback.store import SqlFeedbackStore
 from retrieval.chain import AnswerChain
 from retrieval.chunking import Chunker
@@ -242,6 +243,9 @@ class App:
             knowledge=self.knowledge,
             chain_for=self.answer_chain,
             feedback=self.feedback,
+            # Implicit feedback read with the bundled model, whatever model embeds the knowledge:
+            # its thresholds were measured with it (bench/signals_bench.py).
+            signals=SignalDetector(self.local_embedder.embed_queries),
         )
 
     @cached_property

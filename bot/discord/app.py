@@ -35,6 +35,7 @@ from bot.service import (
     log_answer_failure,
     question_prompt,
 )
+from bot.signals import is_resolved_reaction
 from retrieval.chain import Answer, Turn
 from retrieval.prompts import is_korean
 from retrieval.workspaces import WorkspaceInfo
@@ -196,8 +197,20 @@ class DiscordBot:
             logger.warning("could not register the slash commands: %s", e)
 
     async def _on_reaction(self, payload: discord.RawReactionActionEvent, *, removed: bool) -> None:
+        if payload.user_id == self._bot_id:
+            return
+        if not removed and is_resolved_reaction(str(payload.emoji)):
+            await asyncio.to_thread(
+                self._service.resolve,
+                platform="discord",
+                team_id=str(payload.guild_id or ""),
+                channel_id=str(payload.channel_id),
+                message_id=str(payload.message_id),
+                user_id=str(payload.user_id),
+            )
+            return
         value = vote_of(payload.emoji)
-        if value is None or payload.user_id == self._bot_id:
+        if value is None:
             return
         # Discord's reaction events carry no time, so their order is the gateway's: one at a
         # time, in arrival order (the lock is first-come first-served and taken before any

@@ -35,6 +35,7 @@ from bot.service import (
     log_answer_failure,
     question_prompt,
 )
+from bot.signals import is_resolved_reaction
 from bot.slack.events import history_from_replies, incoming_from_event
 from bot.slack.installations import forget_installation, forget_revoked_tokens
 from retrieval.chain import Answer
@@ -181,8 +182,20 @@ class SlackBot:
     async def _on_reaction(
         self, body: Mapping[str, Any], event: Mapping[str, Any], *, removed: bool
     ) -> None:
-        value = _REACTIONS.get(str(event.get("reaction", "")).split("::")[0])
+        name = str(event.get("reaction", ""))
+        value = _REACTIONS.get(name.split("::")[0])
         item = event.get("item") or {}
+        if item.get("type") == "message" and not removed and is_resolved_reaction(name):
+            await asyncio.to_thread(
+                self._service.resolve,
+                platform="slack",
+                team_id=str(body.get("team_id") or ""),
+                channel_id=str(item.get("channel") or ""),
+                message_id=str(item.get("ts") or ""),
+                user_id=str(event.get("user") or ""),
+                event_at=_slack_time(event.get("event_ts")),
+            )
+            return
         if value is None or item.get("type") != "message":
             return
         await asyncio.to_thread(
