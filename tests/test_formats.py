@@ -10,6 +10,7 @@ the tests build with the formats' own libraries or per the formats' specs.
 
 from __future__ import annotations
 
+import datetime
 import io
 import time
 import zipfile
@@ -128,6 +129,57 @@ def test_workbook_with_korean_sheets_and_empty_cells(tmp_path: Path) -> None:
     assert "## 요금제\n| 요금제 | 월 요금 | 비고 |" in doc.text
     assert "| 베이직 | 9,900원 |" in doc.text
     assert "## 환불" in doc.text
+
+
+def test_workbook_as_people_lay_it_out_gives_clean_tables(tmp_path: Path) -> None:
+    """A title row above the table, a blank row, a gap in a number column, a date, an unused
+    column, an empty sheet: no NaN, Unnamed, 9900.0 or midnight times for search to match."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "요금"
+    sheet["B1"] = "2024년 요금 안내"
+    sheet.merge_cells("B1:D1")
+    sheet.append([])
+    sheet.append([None, "플랜", "월 요금", "비고"])
+    sheet.append([None, "베이직", 9900, None])
+    sheet.append([None, "프로", 19900.0, "연간 | 할인"])
+    sheet.append([None, "마감일", datetime.datetime(2024, 3, 31), 0.15])
+    sheet.append([None, "공지", "줄\n바꿈", True])
+    book.create_sheet("빈 시트")
+    book.create_sheet("Notes").append(["Only one note"])
+    path = tmp_path / "plans.xlsx"
+    book.save(str(path))
+
+    text = load_file(path).text
+
+    assert text.startswith("## 요금\n2024년 요금 안내\n\n| 플랜 | 월 요금 | 비고 |\n| --- |")
+    assert "| 베이직 | 9900 |  |" in text
+    assert "| 프로 | 19900 | 연간 \\| 할인 |" in text
+    assert "| 마감일 | 2024-03-31 | 0.15 |" in text
+    assert "| 공지 | 줄 바꿈 | TRUE |" in text
+    assert "## Notes\nOnly one note" in text
+    assert "빈 시트" not in text
+    for noise in ("NaN", "Unnamed", "9900.0", "00:00:00", "None"):
+        assert noise not in text
+
+
+def test_a_workbook_declaring_a_million_empty_rows_is_read_quickly(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["질문", "답변"])
+    sheet.append(["환불", "14일"])
+    sheet.cell(row=1_048_576, column=2, value=None).number_format = "0%"
+    sheet.cell(row=200_000, column=1, value="끝")
+    path = tmp_path / "sparse.xlsx"
+    book.save(str(path))
+
+    started = time.monotonic()
+    text = load_file(path).text
+
+    assert "| 환불 | 14일 |" in text and "| 끝 |  |" in text
+    assert time.monotonic() - started < 30
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Word, PowerPoint, Excel and CSV files as Markdown, with Microsoft's markitdown.
+"""Word, PowerPoint and CSV files as Markdown, with Microsoft's markitdown; Excel workbooks
+with openpyxl (:mod:`retrieval.formats.xlsx`).
 
 markitdown keeps what the chunker follows: DOCX headings as ``#`` lines, lists as ``-`` items,
 tables (DOCX, PPTX, every XLSX sheet, CSV) as Markdown tables, slide titles as headings and
@@ -24,6 +25,7 @@ import defusedxml.ElementTree as SafeET
 
 from retrieval.errors import BadDocumentError
 from retrieval.formats.limits import Deadline, FileLimits, check_zip
+from retrieval.formats.xlsx import xlsx_to_markdown
 
 __all__ = ["OFFICE_SUFFIXES", "csv_to_text", "office_to_text"]
 
@@ -56,7 +58,10 @@ def office_to_text(path: Path, data: bytes, limits: FileLimits) -> tuple[str, st
     with archive:
         check_zip(path, archive, limits)
         title = _core_title(archive)
-    markdown = _convert(path, data, suffix, what)
+    if suffix == ".xlsx":
+        markdown = xlsx_to_markdown(path, data, limits, deadline)
+    else:
+        markdown = _convert(path, data, suffix, what)
     deadline.check()
     return title, tidy_markdown(markdown)
 
@@ -104,12 +109,11 @@ def _convert(path: Path, data: bytes, suffix: str, what: str, charset: str | Non
     # Imported here: markitdown loads its optional dependencies (and onnxruntime) on import,
     # which a CLI that never meets an Office file should not pay for.
     from markitdown import StreamInfo
-    from markitdown.converters import CsvConverter, DocxConverter, PptxConverter, XlsxConverter
+    from markitdown.converters import CsvConverter, DocxConverter, PptxConverter
 
     converters: dict[str, Any] = {
         ".docx": DocxConverter,
         ".pptx": PptxConverter,
-        ".xlsx": XlsxConverter,
         ".csv": CsvConverter,
     }
     try:
