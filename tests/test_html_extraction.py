@@ -287,7 +287,7 @@ def test_size_and_output_limits_name_the_page(
     html: str, limits: dict[str, int], expected: str
 ) -> None:
     with pytest.raises(BadDocumentError) as raised:
-        extract_main_text(html, name="big.html", limits=FileLimits(**limits))  # type: ignore[arg-type]
+        extract_main_text(html, name="big.html", limits=FileLimits(**limits))
     assert str(raised.value).startswith("big.html: ") and expected in str(raised.value)
 
 
