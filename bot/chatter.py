@@ -30,6 +30,25 @@ _LONE_JAMO = re.compile("[\u3131-\u318e\uffa0-\uffdc]")
 _HANGUL = re.compile("[\u1100-\u11ff\u3131-\u318e\uac00-\ud7a3]")
 _LATIN = re.compile("[A-Za-z]")
 _APOSTROPHES = re.compile("['\u2018\u2019\u02bc]")
+# Western emoticons, standing alone: ":)", ":D", ";-P", "xD", "<3", "^^", "T_T".
+_EMOTICON = re.compile(
+    r"(?<!\S)(?:[:;=8xX][-'^o]?[)(\]\[DPpO03/\\|*]+|<3+|</3|\^_*\^|[Tㅠㅜ]_+[Tㅠㅜ])(?=\s|$|[.,!~])",
+    re.IGNORECASE,
+)
+_HAPPY_EMOTICON = re.compile(r"[)\]D3]$|^<3|^\^", re.IGNORECASE)
+_SAD_EMOTICON = re.compile(r"[(\[]$|^</3|_")
+# Chat abbreviations written in initial consonants, read as the words they stand for:
+# "ㄱㅅ"/"ㄳ" 감사, "ㅇㅋ" 오케이, "ㅇㅇ" 응. Laughter (ㅋㅋ, ㅎㅎ) and tears (ㅠㅠ) stay jamo.
+_JAMO_RUN = re.compile("[\u3131-\u318e]+")
+_JAMO_WORDS = {
+    "ㄱㅅㅎㄴㄷ": "감사합니다", "ㄱㅅㅇ": "감사", "ㄱㅅㄹ": "감사", "ㄱㅅ": "감사", "ㄳ": "감사",
+    "ㄱㅁㅇ": "고마워", "ㅇㅋㄷㅋ": "오케이", "ㅇㅋ": "오케이", "ㅇㅇ": "응", "ㅇㅎ": "아하",
+    "ㅇㅈ": "인정",
+}  # fmt: skip
+_JAMO_ABBREVIATIONS = re.compile(
+    "(?:" + "|".join(sorted(_JAMO_WORDS, key=len, reverse=True)) + ")+"
+)
+_JAMO_ABBREVIATION = re.compile("|".join(sorted(_JAMO_WORDS, key=len, reverse=True)))
 _QUESTION_MARKS = ("?", "？", "¿", "؟")
 
 
@@ -77,6 +96,7 @@ all good|sure|yes|yep|yup|yeah|yea|ya|alright|all right|right|roger|roger that|n
 no problem|solved|resolved|fixed|that fixed it|fixed it|that did it|that did the trick|done|good
 good to know|good stuff|i see|ah i see|clear|crystal clear|legend|you rock|you are the best
 youre the best|kudos|thats it|thats all|that is it|bravo|wow|thanks a lot|thanks a ton|ta
+thanks a million|much obliged|obliged|merci|danke|gracias|fine|ok fine|that is fine|thats fine
 감사|감사합니다|감사해요
 감사드립니다|감사드려요|감사합니당|감사해용|감사감사|감사용|감사요|고마워|고마워요|고마워용
 고맙습니다|고맙네요|고마워요오|고맙다|땡큐|땡스|쌩큐|댕큐|확인|확인했습니다|확인했어요|확인했어
@@ -88,6 +108,8 @@ youre the best|kudos|thats it|thats all|that is it|bravo|wow|thanks a lot|thanks
 되네요|잘 되네요|잘 됩니다|잘 돼요|이제 됩니다|이제 되네요|이제 돼요|도움이 됐어요
 도움이 되었어요|도움이 되었습니다|도움이 됐습니다|도움 됐어요|도움됐어요|도움이 많이 됐습니다
 도움이 많이 됐어요|수고하세요|수고하셨습니다|수고 많으세요|수고하십시오|멋져요|대박
+감솨|감사링|감삼다|감사염|고마웡|고마워여|인정|아하 그렇군요|알겠슴니다|넵넵|오키오키|오키도키
+오케이오케이
 """
 _GREETINGS = """
 hi|hello|hey|heya|hiya|yo|howdy|hola|greetings|good morning|good afternoon|good evening|gm|안녕
@@ -134,7 +156,19 @@ _PHRASE = _pattern(_phrases(_ACKNOWLEDGEMENTS) + _phrases(_GREETINGS) + _phrases
 
 
 def _without_emoji(text: str) -> str:
-    return _LONE_JAMO.sub(" ", _KEYCAP.sub(" ", _SHORTCODE.sub(" ", text)))
+    text = _EMOTICON.sub(" ", _SHORTCODE.sub(" ", text))
+    return _LONE_JAMO.sub(" ", _KEYCAP.sub(" ", text))
+
+
+def _expand_jamo(text: str) -> str:
+    """Runs of initial-consonant abbreviations (``ㄱㅅㄱㅅ``) written out as their words."""
+
+    def words(run: re.Match[str]) -> str:
+        if not _JAMO_ABBREVIATIONS.fullmatch(run.group()):
+            return run.group()
+        return " ".join(_JAMO_WORDS[m.group()] for m in _JAMO_ABBREVIATION.finditer(run.group()))
+
+    return _JAMO_RUN.sub(words, text)
 
 
 def has_words(text: str) -> bool:
@@ -144,7 +178,7 @@ def has_words(text: str) -> bool:
 
 def classify(text: str) -> Chatter | None:
     """The kind of chatter ``text`` is, or None when it may be a question (see the module)."""
-    text = unicodedata.normalize("NFC", text).casefold()
+    text = _expand_jamo(unicodedata.normalize("NFC", text).casefold())
     if any(mark in text for mark in _QUESTION_MARKS):
         return None
     if not has_words(text):
@@ -183,9 +217,18 @@ def _phrase_kinds(words: str) -> set[ChatterKind | None] | None:
 def _emoji_signal(text: str) -> Chatter | None:
     """A message of emoji only: approving (👍, ``:pray:``), disapproving (👎), or neither."""
     codes = set(_SHORTCODE.findall(text))
-    symbols = set(text)
-    approving = bool(codes & _APPROVING_CODES or symbols & _APPROVING_EMOJI)
-    disapproving = bool(codes & _DISAPPROVING_CODES or symbols & _DISAPPROVING_EMOJI)
+    emoticons = [m.group() for m in _EMOTICON.finditer(_SHORTCODE.sub(" ", text))]
+    symbols = set(_EMOTICON.sub(" ", _SHORTCODE.sub(" ", text)))
+    approving = bool(
+        codes & _APPROVING_CODES
+        or symbols & _APPROVING_EMOJI
+        or any(_HAPPY_EMOTICON.search(e) for e in emoticons)
+    )
+    disapproving = bool(
+        codes & _DISAPPROVING_CODES
+        or symbols & _DISAPPROVING_EMOJI
+        or any(_SAD_EMOTICON.search(e) for e in emoticons)
+    )
     if approving and not disapproving:
         return ACKNOWLEDGEMENT
     if disapproving and not approving:

@@ -117,6 +117,10 @@ ACKNOWLEDGEMENTS = [
     "수고하세요", "네 확인했습니다 감사합니다", "아하 그렇군요 감사합니다",
     # emoji that approve
     "👍", "👍🏽", "🙏", ":+1:", ":thumbsup::skin-tone-2:", "✅", "👌👌",
+    # initial-consonant abbreviations (ㄱㅅ, ㄳ: 감사; ㅇㅋ: 오케이) and emoticons
+    "ㄱㅅ", "ㄳ", "ㄱㅅㄱㅅ", "ㄳㄳ!", "ㅇㅋ", "ㅇㅋㅇㅋ", "넵 ㄱㅅ!", "ㅇㅋ 감사합니다",
+    "ㄱㅅ ㅎㅎ", "ㄱㅅㅎㄴㄷ", "thanks :D", "tysm <3", "ty xD", ":)", ":D", "<3", "^^",
+    "감사합니다 ^^;", "ok :P", "thanks a million", "much obliged", "감솨", "감사링", "ok, fine",
 ]  # fmt: skip
 QUESTIONS = [
     "thanks, but how do I reset my password?",
@@ -137,6 +141,11 @@ QUESTIONS = [
     "it doesn't work",
     "not helpful",
     "cool feature, is it on the free plan",
+    "ㄱㅅ 근데 환불은",
+    "ㅇㅋ 그럼 세금계산서는",
+    "thanks :D but the export still fails",
+    "고마워요 근데 환불은요?",
+    "ok but it still fails",
 ]
 
 
@@ -152,7 +161,7 @@ def test_an_acknowledgement_with_a_question_is_a_question(text: str):
     assert classify(text) is None
 
 
-@pytest.mark.parametrize("text", ["👎", "👎🏻👎", ":-1:", "😞"])
+@pytest.mark.parametrize("text", ["👎", "👎🏻👎", ":-1:", "😞", ":(", "T_T"])
 def test_a_lone_thumbs_down_is_a_disapproval(text: str):
     chatter = classify(text)
     assert chatter is not None and chatter.kind is ChatterKind.DISAPPROVAL and chatter.weight < 0
