@@ -12,6 +12,14 @@ The rules, recorded in every ``manifest.json`` and in the README:
   threshold), ties to the older answer; the prompt is the liked answer's.
 - **Splits**: by group (see :mod:`feedback.splits`): a conversation, or a set of near-duplicate
   questions, is never split across train / validation / test.
+- **Labels** (``--labels``): ``explicit`` (the default) uses the ratings above only;
+  ``implicit`` uses only what conversations said (:mod:`feedback.signals`: the sum of an
+  answer's signal weights labels it, and a teammate's reply in the answer's thread makes a DPO
+  pair, the reply *chosen* and the bot's answer *rejected*, unless the asker rated the answer
+  up or the reply only agreed with it); ``all`` uses both, an answer's explicit label standing
+  over its implicit one. Every row says where its label came from (``label_source``,
+  ``signal_kinds``, ``signal_weights``; for OpenAI rows, which take no extra keys, in the
+  manifest's ``row_labels``), and the manifest counts rows per source.
 - **PII**: scrubbed by default (:mod:`feedback.pii`).
 - Only splits with rows get a file (``datasets`` refuses an empty JSON file); the manifest
   lists every split with its count.
@@ -42,6 +50,7 @@ from feedback.formats import (
     sft_row,
 )
 from feedback.pii import Scrubber
+from feedback.signals import ImplicitFeedback, load_implicit
 from feedback.splits import (
     SPLITS,
     SplitRatios,
@@ -52,6 +61,7 @@ from feedback.splits import (
 )
 
 FORMATS = ("sft", "kto", "dpo", "openai-sft", "openai-dpo")
+LABELS = ("explicit", "implicit", "all")
 Embed = Callable[[Sequence[str]], list[list[float]]]
 
 RULES = {
@@ -67,6 +77,13 @@ RULES = {
     "by sha256(seed, the group's smallest conversation key)",
     "prompt": "the messages sent to the model; for answers no model wrote (extractive or not "
     "found), the same template filled with the retrieved context stored with the answer",
+    "implicit_labels": "sum of the answer's signal weights (acknowledgement +1, resolved +1, "
+    "teammate_agreed +0.5, rephrase -0.5, frustration/handoff_request/disapproval/"
+    "teammate_answer -1): > 0 liked, < 0 disliked; an explicit label stands over it (--labels "
+    "all)",
+    "implicit_pairs": "a teammate's reply in the answer's thread (the longest that does more "
+    "than agree) is chosen and the bot's answer rejected, unless the answer is rated up or a "
+    "teammate only agreed with it; the prompt is the bot answer's",
 }
 
 
@@ -78,8 +95,13 @@ class ExportOptions:
     seed: str = "supportbot"
     similarity: float = 0.95
     llm_only: bool = False
+    labels: str = "explicit"
 
     def __post_init__(self) -> None:
+        if self.labels not in LABELS:
+            raise FeedbackError(
+                f"unknown label source {self.labels!r}; choose one of {', '.join(LABELS)}"
+            )
         if self.format not in FORMATS:
             raise FeedbackError(
                 f"unknown export format {self.format!r}; choose one of {', '.join(FORMATS)}"
@@ -93,6 +115,25 @@ class _Example:
     answer: RatedAnswer
     prompt: list[Message]
     split: str
+    label: str = ""  # liked / disliked, from ``source``
+    source: str = "explicit"
+    implicit: ImplicitFeedback | None = None
+
+    def provenance(self, source: str | None = None) -> dict[str, Any]:
+        """Where the example's label (or, ``source="implicit"``, its teammate pair) came from,
+        as every row of it says."""
+        if (source or self.source) == "explicit":
+            return {
+                "label_source": "explicit",
+                "signal_kinds": ["rating"],
+                "signal_weights": [float(self.answer.net)],
+            }
+        assert self.implicit is not None
+        return {
+            "label_source": "implicit",
+            "signal_kinds": list(self.implicit.kinds),
+            "signal_weights": list(self.implicit.weights),
+        }
 
 
 def export_dataset(
@@ -110,7 +151,21 @@ def export_dataset(
     answers = load_answers(engine, workspace)
     considered = [a for a in answers if a.mode == "llm"] if options.llm_only else answers
     labels = Counter(a.label for a in considered)
-    kept, merged = _deduplicated([a for a in considered if a.label in ("liked", "disliked")])
+    explicit: list[RatedAnswer] = []
+    merged = 0
+    if options.labels != "implicit":
+        rated = [a for a in considered if a.label in ("liked", "disliked")]
+        explicit, merged = _deduplicated(rated)
+    implicit = load_implicit(engine, workspace) if options.labels != "explicit" else {}
+    taken = {a.id for a in explicit}
+    from_signals = [
+        a
+        for a in considered
+        if a.id in implicit
+        and a.id not in taken
+        and (implicit[a.id].label is not None or implicit[a.id].reference is not None)
+    ]
+    kept = explicit + from_signals
     scrub = Scrubber(enabled=options.scrub)
 
     conversations = [a.conversation for a in kept]
@@ -124,16 +179,29 @@ def export_dataset(
     for answer, split in zip(kept, splits, strict=True):
         prompt, was_recorded = prompt_of(answer)
         recorded += was_recorded
-        examples.append(_Example(answer, prompt, split))
+        if answer.id in taken:
+            feedback = implicit.get(answer.id)
+            examples.append(_Example(answer, prompt, split, answer.label, "explicit", feedback))
+        else:
+            feedback = implicit[answer.id]
+            label = feedback.label or ""
+            examples.append(_Example(answer, prompt, split, label, "implicit", feedback))
 
-    rows, counts = _rows(options.format, examples, similar, scrub)
+    rows, counts, provenance = _rows(options.format, examples, similar, scrub)
     files = _write(out_dir, rows)
+    per_source = Counter(p["label_source"] for split in SPLITS for p in provenance[split])
     manifest: dict[str, Any] = {
         "format": options.format,
         "workspace": workspace,
         "created_at": clock().isoformat(),
         "files": files,
         "counts": counts,
+        "labels": options.labels,
+        "rows_per_label_source": {
+            "explicit": per_source["explicit"],
+            "implicit": per_source["implicit"],
+        },
+        "row_labels": provenance,
         "source": {
             "answers": len(answers),
             "considered": len(considered),
@@ -143,6 +211,8 @@ def export_dataset(
             "unrated_left_out": labels["unrated"],
             "duplicates_merged": merged,
             "examples": len(kept),
+            "implicitly_labelled": len(from_signals),
+            "reference_answers": sum(1 for a in from_signals if implicit[a.id].reference),
             "prompts_recorded": recorded,
             "prompts_rebuilt": len(kept) - recorded,
         },
@@ -187,32 +257,61 @@ def _rows(
     examples: list[_Example],
     similar: Sequence[tuple[int, int, float]],
     scrub: Scrubber,
-) -> tuple[dict[str, list[Row]], dict[str, dict[str, int]]]:
+) -> tuple[dict[str, list[Row]], dict[str, dict[str, int]], dict[str, list[dict[str, Any]]]]:
+    """The rows per split, their counts, and where each row's label came from (row order)."""
     rows: dict[str, list[Row]] = {split: [] for split in SPLITS}
+    provenance: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
     labels: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
+    trl = not format_name.startswith("openai")
+
+    def add(split: str, row: Row, origin: dict[str, Any], label: str) -> None:
+        rows[split].append({**row, **origin} if trl else row)
+        provenance[split].append(origin)
+        labels[split][label] += 1
+
     if format_name in ("sft", "openai-sft"):
         for example in examples:
-            if example.answer.label == "liked":
-                rows[example.split].append(sft_row(example.prompt, example.answer.answer, scrub))
-                labels[example.split]["liked"] += 1
+            if example.label == "liked":
+                row = sft_row(example.prompt, example.answer.answer, scrub)
+                add(example.split, row, example.provenance(), "liked")
     elif format_name == "kto":
         for example in examples:
-            liked = example.answer.label == "liked"
-            rows[example.split].append(kto_row(example.prompt, example.answer.answer, liked, scrub))
-            labels[example.split]["liked" if liked else "disliked"] += 1
+            if example.label in ("liked", "disliked"):
+                liked = example.label == "liked"
+                row = kto_row(example.prompt, example.answer.answer, liked, scrub)
+                add(example.split, row, example.provenance(), example.label)
     else:
         build = dpo_row if format_name == "dpo" else openai_dpo_row
         seen: set[str] = set()
-        for chosen, rejected in _pairs(examples, similar):
-            row = build(chosen.prompt, chosen.answer.answer, rejected.answer.answer, scrub)
+        pairs = [
+            (chosen.prompt, chosen.answer.answer, rejected, "explicit")
+            for chosen, rejected in _pairs(examples, similar)
+            if chosen.source == "explicit" and rejected.source == "explicit"
+        ]
+        pairs += [
+            (e.prompt, reference, e, "implicit")
+            for e in examples
+            if (reference := _teammate_choice(e)) is not None
+        ]
+        for prompt, chosen_text, rejected, source in pairs:
+            row = build(prompt, chosen_text, rejected.answer.answer, scrub)
             fingerprint = json.dumps(row, sort_keys=True, ensure_ascii=False)
             if fingerprint in seen:
                 continue
             seen.add(fingerprint)
-            rows[rejected.split].append(row)
-            labels[rejected.split]["pairs"] += 1
+            add(rejected.split, row, rejected.provenance(source), "pairs")
     counts = {split: {"rows": len(rows[split]), **labels[split]} for split in SPLITS}
-    return rows, counts
+    return rows, counts, provenance
+
+
+def _teammate_choice(example: _Example) -> str | None:
+    """The teammate's reply that beats the bot's answer, or None (see ``implicit_pairs``)."""
+    feedback = example.implicit
+    if feedback is None or feedback.reference is None:
+        return None
+    if example.answer.net > 0 or feedback.agreements:
+        return None
+    return feedback.reference
 
 
 def _pairs(

@@ -47,6 +47,12 @@ class ExportFormat(StrEnum):
     OPENAI_DPO = "openai-dpo"
 
 
+class LabelSource(StrEnum):
+    EXPLICIT = "explicit"
+    IMPLICIT = "implicit"
+    ALL = "all"
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -76,6 +82,15 @@ def export_command(
     llm_only: Annotated[
         bool, typer.Option("--llm-only", help="Only answers a language model wrote.")
     ] = False,
+    labels: Annotated[
+        LabelSource,
+        typer.Option(
+            "--labels",
+            help="explicit: 👍/👎 ratings; implicit: what conversations said (signals, "
+            "teammates' replies as preferred answers); all: both.",
+            case_sensitive=False,
+        ),
+    ] = LabelSource.EXPLICIT,
 ) -> None:
     """Export rated answers as TRL (sft, kto, dpo) or OpenAI (openai-sft, openai-dpo) JSONL."""
     try:
@@ -90,6 +105,7 @@ def export_command(
             seed=seed,
             similarity=application.settings.feedback_dpo_similarity,
             llm_only=llm_only,
+            labels=labels.value,
         )
         known = _known(application, workspace)
         manifest = export_dataset(

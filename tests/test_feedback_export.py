@@ -30,11 +30,19 @@ from retrieval.store import SearchResult
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 MESSAGE = List({"role": Value("string"), "content": Value("string")})
+# TRL rows say where their label came from (OpenAI rows take no extra keys: the manifest does).
+PROVENANCE = {
+    "label_source": Value("string"),
+    "signal_kinds": List(Value("string")),
+    "signal_weights": List(Value("float64")),
+}
 EXPECTED_FEATURES = {
-    "sft": Features({"messages": MESSAGE}),
+    "sft": Features({"messages": MESSAGE, **PROVENANCE}),
     "openai-sft": Features({"messages": MESSAGE}),
-    "kto": Features({"prompt": MESSAGE, "completion": MESSAGE, "label": Value("bool")}),
-    "dpo": Features({"prompt": MESSAGE, "chosen": MESSAGE, "rejected": MESSAGE}),
+    "kto": Features(
+        {"prompt": MESSAGE, "completion": MESSAGE, "label": Value("bool"), **PROVENANCE}
+    ),
+    "dpo": Features({"prompt": MESSAGE, "chosen": MESSAGE, "rejected": MESSAGE, **PROVENANCE}),
     "openai-dpo": Features(
         {
             "input": {"messages": MESSAGE},
@@ -221,7 +229,7 @@ def test_every_format_loads_with_datasets_as_trl_and_openai_document_it(
     assert manifest["source"] == {
         "answers": 12, "considered": 12, "liked": 7, "disliked": 3, "tied_left_out": 1,
         "unrated_left_out": 1, "duplicates_merged": 1, "examples": 9, "prompts_recorded": 7,
-        "prompts_rebuilt": 2,
+        "prompts_rebuilt": 2, "implicitly_labelled": 0, "reference_answers": 0,
     }  # fmt: skip
     rules = manifest["rules"]
     assert "ties" in rules["conflict"] and rules["similarity_threshold"] == 0.95
@@ -363,3 +371,119 @@ def test_near_duplicate_questions_are_kept_in_one_split_where_the_hash_alone_wou
     joined = group_ids(conversations, ["q one", "q two"], [(0, 1, 0.97)])
 
     assert len(set(assign_splits(conversations, joined, ratios, seed))) == 1
+
+
+# --- implicit labels: signals and teammates' replies ------------------------------------------
+
+TEAMMATE_REPLY = (
+    "Resets are under Settings > Security; the link lasts 24 hours. Mail me at lee@acme.example"
+)
+
+
+def _implicit_workspace(engine: Engine) -> tuple[SqlFeedbackStore, list[Planted]]:
+    """Answers with signals: a teammate answered the first (chosen over the bot), only agreed
+    with the second, answered the third after the asker rated it up, and the fourth was
+    thanked; the fifth is rated down and has no signal."""
+    items = [
+        Planted("t1", "How do I reset my password?", "Use the form.", []),
+        Planted("t2", "How do I export my data?", "Settings > Export.", []),
+        Planted("t3", "Where is the invoice?", "Billing > History.", [1]),
+        Planted("t4", "How do refunds work?", "Request one within 14 days.", []),
+        Planted("t5", "What is the API rate limit?", "There is none.", [-1]),
+    ]
+    store = _plant(engine, items)
+    when = NOW - timedelta(days=1)
+
+    def signal(item: Planted, kind: str, weight: float, event: str) -> None:
+        assert item.interaction_id is not None
+        store.record_signal(item.interaction_id, workspace="acme", kind=kind, weight=weight,
+                            platform="slack", event_id=event, event_at=when)  # fmt: skip
+
+    def reply(item: Planted, text: str, agrees: bool, event: str) -> None:
+        assert item.interaction_id is not None
+        store.record_reference(item.interaction_id, workspace="acme", text=text, agrees=agrees,
+                               platform="slack", event_id=event, event_at=when)  # fmt: skip
+        signal(
+            item, "teammate_agreed" if agrees else "teammate_answer", 0.5 if agrees else -1, event
+        )
+
+    signal(items[0], "rephrase", -0.5, "e1")
+    reply(items[0], "let me check", False, "e2")
+    reply(items[0], TEAMMATE_REPLY, False, "e3")
+    signal(items[0], "acknowledgement", 1.0, "e4")
+    reply(items[1], "+1", True, "e5")
+    reply(items[2], "Also under Billing > Documents.", False, "e6")
+    signal(items[3], "acknowledgement", 1.0, "e7")
+    return store, items
+
+
+def _all_rows(out: Path) -> list[dict[str, Any]]:
+    return [row for rows in _rows(out).values() for row in rows]
+
+
+def test_a_teammates_reply_is_chosen_over_the_bots_answer_with_its_provenance(
+    engine: Engine, embedder: LocalE5Embeddings, tmp_path: Path
+):
+    _implicit_workspace(engine)
+
+    manifest = _export(engine, embedder, tmp_path / "dpo", "dpo", labels="implicit")
+
+    [row] = _all_rows(tmp_path / "dpo")
+    assert row["chosen"][0]["content"].startswith("Resets are under Settings > Security")
+    assert "lee@acme.example" not in row["chosen"][0]["content"]  # scrubbed as ever
+    assert row["rejected"][0]["content"] == "Use the form."
+    assert _question(row["prompt"]) == "How do I reset my password?"
+    assert row["label_source"] == "implicit"
+    assert row["signal_kinds"] == [
+        "rephrase", "teammate_answer", "teammate_answer", "acknowledgement"
+    ]  # fmt: skip
+    assert row["signal_weights"] == [-0.5, -1.0, -1.0, 1.0]
+    assert manifest["rows_per_label_source"] == {"explicit": 0, "implicit": 1}
+    assert manifest["labels"] == "implicit"
+    loaded = _load(tmp_path / "dpo", manifest, tmp_path / "hf-cache")
+    assert sum(len(split) for split in loaded.values()) == 1
+
+
+def test_explicit_stays_the_default_and_all_adds_implicit_rows_without_mixing(
+    engine: Engine, embedder: LocalE5Embeddings, tmp_path: Path
+):
+    _implicit_workspace(engine)
+
+    explicit = _export(engine, embedder, tmp_path / "e", "kto")
+    both = _export(engine, embedder, tmp_path / "a", "kto", labels="all")
+    implicit = _export(engine, embedder, tmp_path / "i", "kto", labels="implicit")
+
+    assert explicit["rows_per_label_source"] == {"explicit": 2, "implicit": 0}
+    assert {r["label_source"] for r in _all_rows(tmp_path / "e")} == {"explicit"}
+    # t1 (net -1.5) disliked and t4 (+1) liked from signals; t3 keeps its explicit 👍 although a
+    # teammate answered it, t2's agreement alone (+0.5) labels it liked.
+    by_question = {_question(r["prompt"]): r for r in _all_rows(tmp_path / "a")}
+    assert by_question["Where is the invoice?"]["label_source"] == "explicit"
+    assert by_question["Where is the invoice?"]["label"] is True
+    assert by_question["How do I reset my password?"]["label"] is False
+    assert by_question["How do refunds work?"]["label"] is True
+    assert by_question["How do refunds work?"]["signal_kinds"] == ["acknowledgement"]
+    assert both["rows_per_label_source"] == {"explicit": 2, "implicit": 3}
+    assert implicit["rows_per_label_source"] == {"explicit": 0, "implicit": 4}
+    assert sum(c["rows"] for c in both["counts"].values()) == 5
+
+
+def test_no_pair_when_the_answer_was_rated_up_or_the_teammate_only_agreed(
+    engine: Engine, embedder: LocalE5Embeddings, tmp_path: Path
+):
+    _implicit_workspace(engine)
+
+    manifest = _export(engine, embedder, tmp_path / "o", "openai-dpo", labels="all")
+
+    rows = _all_rows(tmp_path / "o")
+    rejected = {r["non_preferred_output"][0]["content"] for r in rows}
+    assert "Settings > Export." not in rejected and "Billing > History." not in rejected
+    assert "Use the form." in rejected
+    assert all(set(r) == {"input", "preferred_output", "non_preferred_output"} for r in rows)
+    sources = [p["label_source"] for split in manifest["row_labels"].values() for p in split]
+    assert sources.count("implicit") == 1
+
+
+def test_an_unknown_label_source_is_refused_in_one_line():
+    with pytest.raises(FeedbackError, match="unknown label source 'some'"):
+        ExportOptions(format="dpo", labels="some")
