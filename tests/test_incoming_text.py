@@ -40,6 +40,8 @@ def test_the_shared_case_decodes_to_plain_text():
         ("go to <https://a.example/x?a=1&amp;b=2>", "go to https://a.example/x?a=1&b=2"),
         ("mail <mailto:ann@a.example|Ann Lee> or <mailto:bo@a.example>",
          "mail Ann Lee or bo@a.example"),
+        ("call <tel:+82212345678|02-1234-5678> or <tel:+821012345678>",
+         "call 02-1234-5678 or +821012345678"),
         # mentions: names from the label, else a neutral placeholder; the bot's own removed
         ("<@U0BOT> ask <@U0ALICE|alice> or <@W0BOB>", "ask @alice or @user"),
         ("in <#C0SUP|support> and <#C0OPS> or <#C0X|>", "in #support and #channel or #channel"),
@@ -79,6 +81,15 @@ def test_slack_bare_text_leaves_out_mentions_and_channels():
         ("at <t:1700000000> or <t:1700000000:R> on <t:1700000000:D>",
          "at 2023-11-14 22:13 UTC or 2023-11-14 22:13 UTC on 2023-11-14"),
         ("use </ask:42> or <id:customize>", "use /ask or"),
+        ("see <id:browse>, <id:home> or <id:linked-roles:77>", "see , or"),
+        # a link in <...> (Discord shows no embed for it) is its address
+        ("docs at <https://help.example/a?b=1&c=2> ok",
+         "docs at https://help.example/a?b=1&c=2 ok"),
+        # spoilers are the message's words, mentions inside them decoded; code keeps its ||
+        ("the code is ||<@1002> 1234|| ok", "the code is @Bob 1234 ok"),
+        ("||a|| and ||b\nc||", "a and b\nc"),
+        ("why `a || b || c` and\n```\nx || y || z\n```",
+         "why `a || b || c` and\n```\nx || y || z\n```"),
         ("a & b <b> &amp; stay as typed", "a & b <b> &amp; stay as typed"),
         ("<@1001>   multi\n\n\n\nline  ", "multi\n\nline"),
     ],

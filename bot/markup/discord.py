@@ -9,6 +9,9 @@ Discord's message formatting reference:
 ``<:blobcat:1234>``            a custom emoji (``<a:...>`` animated): ``:blobcat:``
 ``<t:1618953630:R>``           a timestamp (any style): the moment in UTC
 ``</ask:1234>``                a slash command: ``/ask``
+``<https://a.example/x>``      a link without an embed: the address
+``||spoiler||``                a spoiler: its text
+``<id:customize>``             a server guide link: dropped
 =============================  =========================================================
 
 Names come from what the gateway resolved for the message (its mentions, the server's roles
@@ -28,8 +31,11 @@ from bot.markup import PlainText, plain_text
 _TOKEN = re.compile(
     r"<(?:@!?(?P<user>\d+)|@&(?P<role>\d+)|#(?P<channel>\d+)"
     r"|a?:(?P<emoji>\w{2,32}):\d+|t:(?P<time>-?\d{1,13})(?::(?P<style>[tTdDfFR]))?"
-    r"|/(?P<command>[-\w ]{1,100}):\d+|id:(?:customize|browse|guide|linked-roles(?::\d+)?))>"
+    r"|/(?P<command>[-\w ]{1,100}):\d+|id:[a-z][-a-z]*(?::\d+)?"
+    r"|(?P<link>(?:https?|mailto):[^\s<>]+))>"
 )
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
+_SPOILER = re.compile(r"\|\|(.+?)\|\|", re.DOTALL)
 _TIME_FORMATS = {
     "t": "%H:%M UTC",
     "T": "%H:%M:%S UTC",
@@ -51,6 +57,7 @@ def decode(
     ``users``, ``roles``, ``channels``: names by id (what the adapter resolved); ``drop``: ids
     of users or roles whose mention is removed instead (the bot and its integration role).
     """
+    text = _without_spoiler_marks(text)
     pieces: list[tuple[str, bool]] = []
     position = 0
     for match in _TOKEN.finditer(text):
@@ -81,7 +88,17 @@ def _token(
         return _moment(int(seconds), match["style"]), False
     if command := match["command"]:
         return f"/{command}", True
-    return "", True  # a server guide link (<id:customize>...)
+    if link := match["link"]:  # a link written in <...> so that Discord shows no embed
+        return link, False
+    return "", True  # a server guide link (<id:customize>, <id:browse>...)
+
+
+def _without_spoiler_marks(text: str) -> str:
+    """``||hidden until clicked||`` as its words; ``||`` inside code (``a || b``) stays."""
+    parts = _CODE.split(text)
+    return "".join(
+        part if index % 2 else _SPOILER.sub(r"\1", part) for index, part in enumerate(parts)
+    )
 
 
 def _named(sigil: str, name: str | None, placeholder: str) -> str:

@@ -6,6 +6,7 @@ message are sent as ``&amp;``, ``&lt;`` and ``&gt;``, and every ``<...>`` is mar
 ======================================  ====================================================
 ``<https://a.example/x|label>``         a link: its label, else the address
 ``<mailto:ann@a.example|Ann>``          an e-mail link: its label, else the address
+``<tel:+8210...|010-...>``              a phone link: its label, else the number
 ``<@U123>``, ``<@U123|ann>``            a user: ``@ann`` from the label, else ``@user``
 ``<#C123|billing>``, ``<#C123>``        a channel: ``#billing``, else ``#channel``
 ``<!subteam^S123|@support>``            a user group: ``@support``, else ``@group``
@@ -69,7 +70,7 @@ def _token(content: str, bot_user_id: str | None) -> tuple[str, bool]:
     if label:
         return label, False
     address = unescape(target)
-    return address.removeprefix("mailto:"), False
+    return address.removeprefix("mailto:").removeprefix("tel:"), False
 
 
 def _special(command: str, label: str) -> tuple[str, bool]:
