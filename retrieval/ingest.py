@@ -38,6 +38,8 @@ class IngestReport:
     errors: list[str] = field(default_factory=list)
     invalid_urls: list[str] = field(default_factory=list)
     """``"<document>: <why>"`` for each URL dropped as invalid (the document was stored)."""
+    changed_ids: list[str] = field(default_factory=list)
+    """Ids of the documents written new or changed, and of those pruned."""
 
 
 @dataclass(slots=True)
@@ -105,6 +107,7 @@ class Ingestor:
                 report.unchanged += 1
             else:
                 report.changed += 1
+                report.changed_ids.append(doc.doc_id)
                 new_chunks = [c for cid, c in wanted.items() if cid not in existing]
                 pending.append(_Pending(doc, new_chunks, set(existing) - set(wanted)))
                 pending_chunks += len(new_chunks)
@@ -139,6 +142,7 @@ class Ingestor:
                 report.unchanged += 1
                 continue
             report.changed += 1
+            report.changed_ids.append(doc.doc_id)
             new_chunks = [c for cid, c in wanted.items() if cid not in existing]
             pending.append(_Pending(doc, new_chunks, set(existing) - set(wanted)))
         self._flush(pending, tenant=tenant, origin=origin, report=report)
@@ -152,6 +156,7 @@ class Ingestor:
             if summary.origin == origin and not keep(doc_id):
                 report.chunks_removed += self._store.delete_chunks(summary.chunk_ids, tenant=tenant)
                 report.pruned_documents += 1
+                report.changed_ids.append(doc_id)
 
     def _flush(
         self, pending: Sequence[_Pending], *, tenant: str, origin: str, report: IngestReport

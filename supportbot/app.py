@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +37,7 @@ from supportbot.private_files import private_directory, tighten_if_present
 from supportbot.settings import WEAVIATE_VERSION, Settings
 
 if TYPE_CHECKING:
+    from feedback.eval_store import EvalGate
     from sync.engine import EngineOptions, SyncEngine
     from sync.locks import WorkspaceLocks
     from sync.sources import SourceRepository
@@ -284,7 +286,26 @@ class App:
             self.sync_locks,
             api_urls=self.sync_api_urls,
             options=self.sync_engine_options,
+            after_change=self.after_knowledge_change,
         )
+
+    @cached_property
+    def eval_gate(self) -> EvalGate:
+        """Replays a bounded sample of known questions after each knowledge change."""
+        from datetime import UTC, datetime
+
+        from feedback.eval_store import EvalGate
+
+        return EvalGate(
+            self.engine,
+            self.knowledge,
+            sample_size=self.settings.eval_sample_size,
+            clock=lambda: datetime.now(UTC),
+        )
+
+    def after_knowledge_change(self, workspace: str, changed: Sequence[str], trigger: str) -> None:
+        """A sync or ingest changed ``changed`` documents: store the evaluation figure."""
+        self.eval_gate.after_change(workspace, changed, trigger=trigger)
 
     @cached_property
     def sync_engine_options(self) -> EngineOptions:

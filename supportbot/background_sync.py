@@ -79,6 +79,7 @@ async def run_background_sync(
             RedisWorkspaceLocks(redis, ttl_s=s.sync_lock_ttl_s),
             api_urls=application.sync_api_urls,
             options=application.sync_engine_options,
+            after_change=application.after_knowledge_change,
         ),
         max_jobs=s.sync_max_jobs,
         job_timeout_s=s.sync_job_timeout_s,

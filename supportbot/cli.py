@@ -40,6 +40,7 @@ from retrieval.store import SearchMode, SearchResult
 from retrieval.workspaces import IdentityKind
 from supportbot.app import App
 from supportbot.chat import run_chat
+from supportbot.eval_cli import eval_command
 from supportbot.feedback_cli import feedback_app
 from supportbot.logredact import install_redaction
 from supportbot.settings import Settings, SettingsError
@@ -66,6 +67,7 @@ app.add_typer(weaviate_app, name="weaviate")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(source_app, name="source")
 app.command("worker")(source_worker)
+app.command("eval")(eval_command)
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -242,6 +244,9 @@ def ingest(
             total = _count_lines(jsonl)
             with _progress(total, "records") as on_item:
                 reports.append(kb.ingest_jsonl(workspace, jsonl, on_item=on_item))
+        changed = [doc for r in reports for doc in r.changed_ids]
+        if changed:  # the evaluation gate: a bounded sample; it never fails the ingest
+            application.after_knowledge_change(workspace, changed, "ingest")
     report = _merge(reports)
     for note in report.invalid_urls:
         err.print(note, markup=False, highlight=False)

@@ -8,6 +8,11 @@ base), which ``supportbot.cli.main`` turns into one line on stderr.
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path, PurePath
@@ -19,6 +24,8 @@ from rich.table import Table
 
 from feedback.errors import FeedbackError
 from feedback.export import ExportOptions, export_dataset
+from feedback.gaps import approve, draft_gaps, get_draft, model_condenser, stored_references
+from feedback.learning_models import GapDraft
 from feedback.pii import Scrubber
 from feedback.promote import promote
 from feedback.report import Report, Totals, build_report
@@ -26,7 +33,8 @@ from feedback.review import ReviewItem, disliked_answers
 from feedback.splits import SPLITS, SplitRatios
 from retrieval.store import heading_path
 from supportbot.app import App
-from supportbot.workspace_option import WorkspaceOption
+from supportbot.eval_cli import quality_warning
+from supportbot.workspace_option import WorkspaceOption, workspace_name
 
 feedback_app = typer.Typer(
     help="Answers and their 👍/👎: report, review, verified answers, fine-tuning exports.",
@@ -156,10 +164,14 @@ def report_command(
             limit=limit,
             known_workspaces=_known(application, workspace),
         )
+        warning = quality_warning(application, workspace)
     if as_json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        payload = {**report.as_dict(), "quality_warning": warning and warning.as_dict()}
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     _print_report(report)
+    if warning is not None:
+        out.print(warning.line, markup=False, highlight=False)
 
 
 @feedback_app.command("promote")
@@ -309,3 +321,151 @@ def _print_chunk(n: int, chunk: dict[str, Any]) -> None:
     excerpt = text if len(text) <= 240 else text[:239] + "…"
     out.print(f"  [{n}] similarity {score} {where or chunk.get('doc_id', '')}", markup=False)
     out.print(f"      {excerpt}", markup=False, highlight=False)
+
+
+# --- knowledge gaps ----------------------------------------------------------------------------
+
+gaps_app = typer.Typer(
+    help="Unanswered questions clustered by meaning, drafted into FAQ entries for review.",
+    invoke_without_command=True,
+)
+feedback_app.add_typer(gaps_app, name="gaps")
+
+
+@gaps_app.callback()
+def gaps_command(
+    ctx: typer.Context,
+    workspace: Annotated[
+        str | None,
+        typer.Option("--workspace", "-w", help="Workspace name.", callback=_optional_workspace),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cluster the workspace's "not found", disliked and negatively signalled questions, draft
+    one FAQ entry per cluster from the human answers to them, and list the review queue."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if workspace is None:
+        raise FeedbackError("give --workspace W (or a sub-command: show ID, approve ID)")
+    with App(ctx.obj) as application:
+        _known(application, workspace)
+        chat = application.chat_model
+        drafts = draft_gaps(
+            application.engine,
+            workspace,
+            embed=lambda texts: application.local_embedder.embed_queries(list(texts)),
+            references=stored_references(application.engine, workspace),
+            condense=model_condenser(chat) if chat is not None else None,
+            threshold=application.settings.gaps_similarity,
+            now=_now(),
+        )
+    if as_json:
+        print(
+            json.dumps(
+                {"workspace": workspace, "drafts": [_draft_dict(d) for d in drafts]},
+                ensure_ascii=False,
+            )
+        )
+        return
+    if not drafts:
+        out.print(f"no knowledge gaps to draft in workspace {workspace}", markup=False)
+        return
+    table = Table(title=f"FAQ drafts — workspace {workspace}", title_justify="left")
+    for column in ("id", "asked", "question", "drafted"):
+        table.add_column(column, justify="right" if column in ("id", "asked") else "left")
+    for d in drafts:
+        table.add_row(str(d.id), str(d.asked), d.question, d.drafted_by)
+    out.print(table)
+    out.print("see one with `supportbot feedback gaps show ID`; publish it with `... approve ID`")
+
+
+@gaps_app.command("show")
+def gaps_show(
+    ctx: typer.Context,
+    draft_id: Annotated[int, typer.Argument(help="The draft's id (see `feedback gaps`).")],
+    as_json: JsonOption = False,
+) -> None:
+    """One FAQ draft: its questions, the human answers found, the drafted entry."""
+    with App(ctx.obj) as application:
+        draft = get_draft(application.engine, draft_id)
+    if as_json:
+        print(json.dumps(_draft_dict(draft), ensure_ascii=False))
+        return
+    out.print(
+        f"[bold]draft {draft.id}[/] · {draft.status} · asked {draft.asked} · {draft.drafted_by}",
+        highlight=False,
+    )
+    _field("question", draft.question)
+    for question in draft.questions:
+        _field("asked as", question)
+    for reference in draft.references:
+        _field("human answer", reference)
+    _field("entry", draft.answer or "(none drafted: approve with --edit to write it)")
+
+
+@gaps_app.command("approve")
+def gaps_approve(
+    ctx: typer.Context,
+    draft_id: Annotated[int, typer.Argument(help="The draft's id (see `feedback gaps`).")],
+    edit: Annotated[
+        bool,
+        typer.Option(
+            "--edit",
+            help="Write the entry first: from standard input when it is not a terminal, "
+            "else in $EDITOR.",
+        ),
+    ] = False,
+) -> None:
+    """Publish a draft as a verified answer: the next such question is answered from it."""
+    with App(ctx.obj) as application:
+        answer: str | None = None
+        if edit:
+            draft = get_draft(application.engine, draft_id)
+            terminal = sys.stdin.isatty()
+            answer = _in_editor(draft.answer or "") if terminal else sys.stdin.read()
+            if answer is None or not answer.strip():
+                raise FeedbackError(f"no answer written; FAQ draft {draft_id} left as it was")
+        done = approve(
+            application.engine, application.knowledge, draft_id, answer=answer, now=_now()
+        )
+    out.print(
+        f"FAQ draft {done.id} is now a verified answer in workspace {done.workspace} "
+        f"({done.doc_id})",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _in_editor(text: str) -> str:
+    """``text`` edited in $EDITOR (vi when unset); what was saved."""
+    editor = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "faq-entry.md"
+        path.write_text(text, encoding="utf-8")
+        try:
+            done = subprocess.run([*editor, str(path)], check=False)
+        except OSError as e:
+            raise FeedbackError(f"cannot start the editor {editor[0]!r}: {e}") from e
+        if done.returncode != 0:
+            raise FeedbackError(f"the editor exited with status {done.returncode}; nothing saved")
+        return path.read_text(encoding="utf-8")
+
+
+def _optional_workspace(value: str | None) -> str | None:
+    return None if value is None else workspace_name(value)
+
+
+def _draft_dict(d: GapDraft) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "status": d.status,
+        "asked": d.asked,
+        "question": d.question,
+        "questions": d.questions,
+        "interaction_ids": d.interaction_ids,
+        "answer": d.answer,
+        "references": d.references,
+        "drafted_by": d.drafted_by,
+        "doc_id": d.doc_id,
+        "updated_at": d.updated_at.isoformat(),
+    }

@@ -207,6 +207,21 @@ class Settings(BaseSettings):
     feedback_dpo_similarity: float = Field(
         default=0.95, gt=0.0, le=1.0, validation_alias=AliasChoices("FEEDBACK_DPO_SIMILARITY")
     )
+    # The evaluation gate (README "Evaluation and knowledge gaps"): questions replayed after a
+    # sync or ingest that changed documents (0: off), and the hit@5 drop that warns.
+    eval_sample_size: int = Field(
+        default=50, ge=0, validation_alias=AliasChoices("EVAL_SAMPLE_SIZE")
+    )
+    eval_drop_margin: float = Field(
+        default=0.1, ge=0.0, le=1.0, validation_alias=AliasChoices("EVAL_DROP_MARGIN")
+    )
+    # Also ask the chat model whether each answer agrees with the expected one.
+    eval_llm_judge: bool = Field(default=False, validation_alias=AliasChoices("EVAL_LLM_JUDGE"))
+    # Mean query-embedding cosine at which unanswered questions are one knowledge gap
+    # (average linkage; measured in feedback/gaps.py).
+    gaps_similarity: float = Field(
+        default=0.83, gt=0.0, le=1.0, validation_alias=AliasChoices("GAPS_SIMILARITY")
+    )
 
     # --- knowledge sync (see README "Keeping knowledge fresh") ---------------------------------
     redis_url: SecretStr | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL"))

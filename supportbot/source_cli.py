@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from supportbot.app import App
+from supportbot.eval_cli import quality_warning
 from supportbot.workspace_option import WorkspaceOption
 
 source_app = typer.Typer(
@@ -235,6 +236,7 @@ def source_status(
         repo = application.sync_sources
         infos = [repo.info(workspace, name)] if name else repo.list(workspace)
         history = {i.name: repo.runs(workspace, i.name, limit=runs) for i in infos}
+        warning = quality_warning(application, workspace)
     failing = [i for i in infos if i.status == "failed"]
     if as_json:
         rows = [
@@ -244,7 +246,9 @@ def source_status(
             }
             for i in infos
         ]
-        print(json.dumps({"sources": rows}))
+        print(json.dumps({"sources": rows, "quality_warning": warning and warning.as_dict()}))
+    elif warning is not None:
+        out.print(warning.line, markup=False, highlight=False)
     elif not infos:
         out.print(f"no sources in {workspace}")
     for i in infos if not as_json else []:

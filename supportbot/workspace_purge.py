@@ -10,6 +10,8 @@ ratings, rating events      their interaction is one of its answers
 signals (read from chat)    ``signal.workspace`` = its name, or their interaction is one
                             of its answers
 verified answers            ``verified_answer.workspace`` = its name
+evaluation runs, FAQ        ``eval_run.workspace`` / ``gap_draft.workspace`` = its name
+drafts
 DM choices                  ``directmessagechoice.workspace`` = its name
 bot replies                 their interaction is one of its answers, or their team is
                             one of its teams (Slack team, Discord guild)
@@ -40,6 +42,7 @@ from sqlmodel import Session, col
 
 from bot.models import BotReply, ChannelSetting, DirectMessageChoice
 from bot.slack.models import SlackBotInstallation, SlackInstallation
+from feedback.learning_models import EvalRun, GapDraft
 from feedback.models import Interaction, Rating, RatingEvent, Signal, VerifiedAnswer
 from retrieval.workspaces import IdentityKind, PlatformIdentity, WorkspaceKeys
 from sync.models import SyncDocument, SyncRun, SyncSource
@@ -86,6 +89,8 @@ class WorkspaceOwnedRows:
             "verified answers",
             delete(VerifiedAnswer).where(col(VerifiedAnswer.workspace) == keys.name),
         )
+        run("evaluation runs", delete(EvalRun).where(col(EvalRun.workspace) == keys.name))
+        run("FAQ drafts", delete(GapDraft).where(col(GapDraft.workspace) == keys.name))
         run("answers", delete(Interaction).where(col(Interaction.workspace) == keys.name))
         run(
             "DM choices",

@@ -55,6 +55,10 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int | None], None]
 """``(documents done, documents planned or None)``, called as the sync goes."""
 
+AfterChange = Callable[[str, Sequence[str], str], None]
+"""``(workspace, changed document ids, trigger)``: called (in a thread, after the workspace
+lock is released) when a run wrote, changed or deleted documents; its errors are logged only."""
+
 MASS_DELETE_MIN = 3
 """Removals below this many never need confirmation unless they would empty the source."""
 
@@ -91,7 +95,11 @@ class _Counts:
     invalid_urls: list[str] = field(default_factory=list)
     """Documents stored without their URL because it was invalid, with why."""
 
+    changed_docs: list[str] = field(default_factory=list)
+    """Ids of the documents this run wrote new, changed or deleted (for :data:`AfterChange`)."""
+
     def add_report(self, report: IngestReport) -> None:
+        self.changed_docs.extend(report.changed_ids)
         self.chunks_added += report.chunks_added
         self.chunks_removed += report.chunks_removed
         self.invalid_urls.extend(report.invalid_urls)
@@ -131,8 +139,10 @@ class SyncEngine:
         sleep: Sleep = asyncio.sleep,
         worker_name: str | None = None,
         api_urls: Mapping[str, str] | None = None,
+        after_change: AfterChange | None = None,
     ) -> None:
         self._api_urls = dict(api_urls or {})
+        self._after_change = after_change
         self._sources = sources
         self._knowledge = knowledge
         self._locks = locks
@@ -163,14 +173,18 @@ class SyncEngine:
         workspace lock still busy after ``lock_wait_s``; None waits as long as it takes).
         """
         record = await asyncio.to_thread(self._sources.get, workspace, name)
+        changed: list[str] = []
         async with self._locks.hold(workspace, wait_s=lock_wait_s):
-            return await self._run(
+            run = await self._run(
                 record,
                 full=full,
                 trigger=trigger,
                 on_progress=on_progress,
                 allow_mass_delete=allow_mass_delete,
+                changed=changed,
             )
+        await self._notify_change(record, changed)
+        return run
 
     async def sync_documents(
         self,
@@ -183,8 +197,23 @@ class SyncEngine:
     ) -> RunInfo:
         """Sync just these documents of a source (an event said they changed)."""
         record = await asyncio.to_thread(self._sources.get, workspace, name)
+        changed: list[str] = []
         async with self._locks.hold(workspace, wait_s=lock_wait_s):
-            return await self._run(record, full=False, trigger=trigger, only=list(ids))
+            run = await self._run(
+                record, full=False, trigger=trigger, only=list(ids), changed=changed
+            )
+        await self._notify_change(record, changed)
+        return run
+
+    async def _notify_change(self, record: SourceRecord, changed: list[str]) -> None:
+        if self._after_change is None or not changed:
+            return
+        try:
+            await asyncio.to_thread(
+                self._after_change, record.workspace, changed, f"sync:{record.name}"
+            )
+        except Exception:
+            logger.warning("after-change hook of %s failed", record.workspace, exc_info=True)
 
     # --- one run ---------------------------------------------------------------------------
 
@@ -197,6 +226,7 @@ class SyncEngine:
         on_progress: ProgressCallback | None = None,
         only: list[str] | None = None,
         allow_mass_delete: bool = False,
+        changed: list[str] | None = None,
     ) -> RunInfo:
         sources = self._sources
         run_id = await asyncio.to_thread(
@@ -234,6 +264,8 @@ class SyncEngine:
             more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
             dropped = f"{len(bad)} invalid URLs dropped: {'; '.join(bad[:3])}{more}"
             error_note = "; ".join(filter(None, [error_note, dropped]))
+        if changed is not None:
+            changed.extend(dict.fromkeys(counts.changed_docs))
         chunks = None
         with contextlib.suppress(RetrievalError):
             chunks = await asyncio.to_thread(
@@ -299,6 +331,7 @@ class SyncEngine:
             )
             counts.chunks_removed += removed
             counts.deleted += len(unseen)
+            counts.changed_docs.extend(d for _, d in unseen)
         await asyncio.to_thread(
             sources.close_pass, record.id, pass_number, [e for e, _ in unseen], cursor
         )
@@ -527,6 +560,7 @@ class _Writer:
                 report.changed += one.changed
                 report.unchanged += one.unchanged
                 report.invalid_urls.extend(one.invalid_urls)
+                report.changed_ids.extend(one.changed_ids)
                 good.append((doc, digest))
         counts.add_report(report)
         counts.changed += report.changed
@@ -540,6 +574,7 @@ class _Writer:
         gone, self._stale = [*batch.deleted, *self._stale], []
         if gone:
             doc_ids = [record.doc_id(ext) for ext in gone]
+            self._counts.changed_docs.extend(doc_ids)
             self._counts.chunks_removed += await asyncio.to_thread(
                 engine._knowledge.delete_documents, record.workspace, doc_ids
             )
