@@ -214,7 +214,8 @@ class ConversationService:
         found = self._signals.from_asker(
             message.words,
             previous_question=context.question,
-            seconds_since=seconds.total_seconds(),
+            # The platform's clock and ours may disagree a little: never "before the answer".
+            seconds_since=max(0.0, seconds.total_seconds()),
         )
         if found is not None and found.kind is SignalKind.ACKNOWLEDGEMENT:
             decision = Decision(Action.SIGNAL, f"{decision.reason}: {found.reason}")
