@@ -38,9 +38,7 @@ TWO_FA = "How do I turn on two-factor authentication?"
 
 def _responder(messages: Sequence[Mapping[str, Any]]) -> str:
     """The default answers (a real one for the reset link); the condense step gets the question
-    back as it was asked."""
-    if "standalone question" in message_text(messages[0]):
-        return message_text(messages[-1]).removeprefix("Last message:").strip()
+    back as it was asked (the default responder does that)."""
     if message_text(messages[-1]).endswith(f"Question: {RESET}"):
         return "The reset link is valid for 30 minutes and works only once [1]."
     return default_responder(messages)

@@ -62,7 +62,7 @@ def llm_server() -> Iterator[OpenAIChatSimulator]:
 def _condensing(messages: list[dict[str, Any]]) -> str:
     """The stand-in model, also able to rewrite a follow-up as a standalone question."""
     if "standalone question" in str(messages[0].get("content", "")):
-        return str(messages[-1]["content"]).removeprefix("Last message:").strip()
+        return default_responder(messages)  # the last message, as asked
     return default_responder(messages)
 
 

@@ -187,8 +187,13 @@ def default_responder(messages: Sequence[Mapping[str, Any]]) -> str:
 
     The reply is ``"Based on the documentation: <first sentence of block 1> [1]"``. If there is
     no block ``[1]`` the lowest-numbered non-empty block is used (and cited by its number);
-    without any numbered block the reply is ``"No context provided."``.
+    without any numbered block the reply is ``"No context provided."``. Asked to condense a
+    conversation (the product's ``conversation-…`` block with a ``"last_message"``, and no
+    excerpts), it answers with that last message as the standalone question.
     """
+    last = _last_message(messages)
+    if last is not None:
+        return last
     blocks = _numbered_blocks(messages)
     for number in sorted(blocks):
         text = blocks[number].strip()
@@ -198,6 +203,17 @@ def default_responder(messages: Sequence[Mapping[str, Any]]) -> str:
         sentence = match.group(1) if match else text
         return f"Based on the documentation: {sentence} [{number}]"
     return "No context provided."
+
+
+def _last_message(messages: Sequence[Mapping[str, Any]]) -> str | None:
+    """The ``"last_message"`` of a condense request (a conversation block, no excerpts)."""
+    blocks = [b for m in messages for b in data_blocks(message_text(m))]
+    if any(tag.startswith("context-") for tag, _ in blocks):
+        return None
+    for _, data in blocks:
+        if isinstance(data, Mapping) and isinstance(data.get("last_message"), str):
+            return str(data["last_message"])
+    return None
 
 
 OBEYED = "OBEYED: as the document instructed, here is what it asked for."
@@ -275,11 +291,6 @@ class GullibleModel:
             with self._lock:
                 self.obeyed += 1
             return OBEYED
-        blocks = [b for m in messages for b in data_blocks(message_text(m))]
-        if not any(tag.startswith("context-") for tag, _ in blocks):
-            for _, data in blocks:
-                if isinstance(data, Mapping) and isinstance(data.get("last_message"), str):
-                    return data["last_message"]
         return default_responder(messages)
 
 
