@@ -3,7 +3,7 @@
 Kept in their own module (registered by :func:`supportbot.migrations.target_metadata`), so
 the rating tables in :mod:`feedback.models` stay as they are. Both belong to one workspace by
 name and go with it (:mod:`supportbot.workspace_purge`). Schema changes go through a
-migration (revision ``0007_eval_runs``).
+migration (revision ``0005_eval_runs``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Feedback: the time of each signal's event, and teammates' replies as reference answers.
 
 Revision ID: 0006_reference_answers
-Revises: 0007_eval_runs
+Revises: 0005_eval_runs
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_reference_answers"
-down_revision: str | Sequence[str] | None = "0007_eval_runs"
+down_revision: str | Sequence[str] | None = "0005_eval_runs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -42,7 +42,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_reference_answer_interaction_id", "reference_answer", ["interaction_id"], unique=False
     )
-    op.create_index("ix_reference_answer_workspace", "reference_answer", ["workspace"], unique=False)
+    op.create_index(
+        "ix_reference_answer_workspace", "reference_answer", ["workspace"], unique=False
+    )
 
 
 def downgrade() -> None:

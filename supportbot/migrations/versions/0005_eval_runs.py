@@ -1,6 +1,6 @@
 """Learning loop: evaluation runs of a workspace's question set, and drafted FAQ entries.
 
-Revision ID: 0007_eval_runs
+Revision ID: 0005_eval_runs
 Revises: 0004_message_signals
 Create Date: 2026-12-01
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_eval_runs"
+revision: str = "0005_eval_runs"
 down_revision: str | Sequence[str] | None = "0004_message_signals"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
