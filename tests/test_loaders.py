@@ -186,7 +186,9 @@ def test_html_lists_keep_markers_when_items_hold_paragraphs(tmp_path: Path) -> N
     doc = load_file(path)
 
     assert doc.title == "Export"
-    assert doc.text == "# Export\n\n1. Open Settings.\n2. Choose a format\n  - CSV\n  - JSON\n\nDone."
+    assert doc.text == (
+        "# Export\n\n1. Open Settings.\n2. Choose a format\n  - CSV\n  - JSON\n\nDone."
+    )
 
 
 def test_pdf_pages_load_with_the_metadata_title(tmp_path: Path) -> None:
