@@ -148,6 +148,8 @@ class PolicyTransport(httpx.AsyncBaseTransport):
             self._stats.requests += 1
             try:
                 response = await self._inner.handle_async_request(request)
+            except httpx.UnsupportedProtocol:
+                raise  # a redirect to file://, gopher://...: no retry changes that
             except httpx.TransportError as e:
                 attempt += 1
                 if attempt >= self._policy.max_attempts:

@@ -58,6 +58,10 @@ CHECKPOINT_EVERY = 50
 MAX_SITEMAP_DEPTH = 3
 MAX_PAGES = 200_000
 """Pages one web source may list (its sitemaps together)."""
+MAX_SITEMAPS = 1_000
+"""Sitemaps one web source may read (the sitemap and every sitemap its indexes list)."""
+MAX_ROBOTS_BYTES = 512 * 1024
+"""How much of a robots.txt is read (RFC 9309 asks for at least 500 KiB); the rest is ignored."""
 _READ_CHUNK = 64 * 1024
 _SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 _TEXT_TYPES = ("text/plain", "text/markdown", "text/x-markdown")
@@ -102,10 +106,11 @@ class WebConnector(Connector):
     async def stream(self, ctx: SyncContext) -> AsyncIterator[Item]:
         targets: dict[str, str | None] = {}  # url -> sitemap lastmod
         if self.config.get("sitemap"):
-            await self._read_sitemap(ctx, self.config["sitemap"], targets, depth=0)
+            sitemap = self.config["sitemap"]
+            await self._read_sitemap(ctx, sitemap, targets, depth=0, seen={sitemap})
         for url in self.config["urls"]:
             targets.setdefault(url, None)
-        robots = _Robots(ctx.http) if self.config.get("respect_robots", True) else None
+        robots = _Robots(ctx.http, ctx.downloads) if self.config.get("respect_robots", True) else None
         allowed: list[tuple[str, str | None]] = []
         for url, lastmod in targets.items():
             if robots is None or await robots.allows(url):
@@ -197,9 +202,19 @@ class WebConnector(Connector):
         )
 
     async def _read_sitemap(
-        self, ctx: SyncContext, url: str, targets: dict[str, str | None], *, depth: int
+        self,
+        ctx: SyncContext,
+        url: str,
+        targets: dict[str, str | None],
+        *,
+        depth: int,
+        seen: set[str],
     ) -> None:
-        """Collect page URLs; a sitemap that cannot be read fails the sync (and deletes nothing)."""
+        """Collect page URLs; a sitemap that cannot be read fails the sync (and deletes nothing).
+
+        ``seen`` holds every sitemap URL already read or queued in this sync: an index that
+        lists itself or an ancestor (a loop) or the same child twice reads it once, and a
+        source reads at most :data:`MAX_SITEMAPS` sitemaps in all."""
         cap = ctx.limits.max_sitemap_bytes
         children: list[str] = []
         entries = _SitemapEntries(url, targets, children)
@@ -247,8 +262,15 @@ class WebConnector(Connector):
         if kind == "sitemapindex":
             if depth >= MAX_SITEMAP_DEPTH:
                 raise SourceUnavailableError(f"sitemap {url}: sitemap indexes nested too deep")
-            for child in children:
-                await self._read_sitemap(ctx, child, targets, depth=depth + 1)
+            fresh = [child for child in dict.fromkeys(children) if child not in seen]
+            if len(seen) + len(fresh) > MAX_SITEMAPS:
+                raise FetchLimitError(
+                    f"sitemap {url}: over {MAX_SITEMAPS:,} sitemaps listed; split the site into "
+                    "several sources (nothing was removed)"
+                )
+            seen.update(fresh)
+            for child in fresh:
+                await self._read_sitemap(ctx, child, targets, depth=depth + 1, seen=seen)
         elif kind != "urlset":
             raise SourceUnavailableError(f"sitemap {url}: expected <urlset> or <sitemapindex>")
 
@@ -309,6 +331,22 @@ async def _read_capped(response: httpx.Response, limit: int, budget: DownloadBud
             if size > limit:
                 raise _TooLarge
             parts.append(part)
+    return b"".join(parts)
+
+
+async def _read_prefix(response: httpx.Response, limit: int, budget: DownloadBudget) -> bytes:
+    """The body's first ``limit`` bytes (at most), decoded from its content encoding; the rest
+    is neither read nor inflated."""
+    decoder = _Decoder(response.headers.get("content-encoding"))
+    parts: list[bytes] = []
+    size = 0
+    async for raw in response.aiter_raw(_READ_CHUNK):
+        budget.take(len(raw))
+        for part in decoder.feed(raw):
+            parts.append(part[: limit - size])
+            size += len(parts[-1])
+            if size >= limit:
+                return b"".join(parts)
     return b"".join(parts)
 
 
@@ -380,8 +418,9 @@ def _resolve(base: str, loc: str) -> str | None:
 class _Robots:
     """robots.txt per site, read once per sync."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, downloads: DownloadBudget) -> None:
         self._http = http
+        self._downloads = downloads
         self._parsers: dict[str, RobotFileParser | None] = {}
 
     async def allows(self, url: str) -> bool:
@@ -393,12 +432,18 @@ class _Robots:
         return parser is None or parser.can_fetch(ROBOTS_AGENT, url)
 
     async def _load(self, origin: str) -> RobotFileParser | None:
+        data = b""
         try:
-            response = await self._http.get(f"{origin}/robots.txt")
+            headers = {"Accept-Encoding": "gzip, deflate"}  # what _Decoder undoes
+            async with self._http.stream("GET", f"{origin}/robots.txt", headers=headers) as response:
+                if response.status_code == 200:
+                    data = await _read_prefix(response, MAX_ROBOTS_BYTES, self._downloads)
         except httpx.HTTPError as e:
             raise SourceUnavailableError(f"{origin}/robots.txt: {type(e).__name__}: {e}") from e
         except BlockedAddressError:
             return None  # its pages are refused, each with the reason, when fetched
+        except (_Undecodable, zlib.error) as e:
+            raise SourceUnavailableError(f"{origin}/robots.txt: cannot decode ({e})") from e
         if 400 <= response.status_code < 500:
             return None  # no robots.txt: everything is allowed
         if response.status_code != 200:
@@ -406,8 +451,10 @@ class _Robots:
             raise SourceUnavailableError(
                 f"{origin}/robots.txt: HTTP {response.status_code}; the sync resumes next run"
             )
+        if len(data) >= MAX_ROBOTS_BYTES:  # the rest is ignored (RFC 9309 section 2.5)
+            data = data[: data.rfind(b"\n") + 1]
         parser = RobotFileParser()
-        parser.parse(response.text.splitlines())
+        parser.parse(data.decode(response.charset_encoding or "utf-8", "replace").splitlines())
         return parser
 
 

@@ -172,6 +172,8 @@ class Website(BackgroundServer):
     # --- handlers --------------------------------------------------------------------------
 
     async def _robots(self, request: web.Request) -> web.Response:
+        if "robots.txt" in self._raw:
+            return await self._page(request, "robots.txt")
         if self.robots is None:
             return web.Response(status=404)
         return web.Response(text=self.robots, content_type="text/plain")
