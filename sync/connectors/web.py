@@ -110,7 +110,9 @@ class WebConnector(Connector):
             await self._read_sitemap(ctx, sitemap, targets, depth=0, seen={sitemap})
         for url in self.config["urls"]:
             targets.setdefault(url, None)
-        robots = _Robots(ctx.http, ctx.downloads) if self.config.get("respect_robots", True) else None
+        robots = None
+        if self.config.get("respect_robots", True):
+            robots = _Robots(ctx.http, ctx.downloads)
         allowed: list[tuple[str, str | None]] = []
         for url, lastmod in targets.items():
             if robots is None or await robots.allows(url):
@@ -434,8 +436,9 @@ class _Robots:
     async def _load(self, origin: str) -> RobotFileParser | None:
         data = b""
         try:
+            url = f"{origin}/robots.txt"
             headers = {"Accept-Encoding": "gzip, deflate"}  # what _Decoder undoes
-            async with self._http.stream("GET", f"{origin}/robots.txt", headers=headers) as response:
+            async with self._http.stream("GET", url, headers=headers) as response:
                 if response.status_code == 200:
                     data = await _read_prefix(response, MAX_ROBOTS_BYTES, self._downloads)
         except httpx.HTTPError as e:
