@@ -122,3 +122,83 @@ def test_feedback_errors_are_one_line(cli: Cli, tmp_path: Path):
     assert "unknown workspace" in assert_one_error_line(
         cli("feedback", "report", "--workspace", "nobody")
     )
+
+
+TEAMMATE = "The link lasts 30 minutes; ask for a new one under Settings > Security > Reset."
+
+
+def _plant_teammate_reply(database: Path, workspace: str) -> int:
+    """A bot answer that the asker rephrased and a teammate then answered in the thread."""
+    engine = make_engine(f"sqlite:///{database.resolve()}")
+    store = SqlFeedbackStore(engine, user_hash_key=b"test-secret", clock=lambda: datetime.now(UTC))
+    question = "Where do I reset my password?"
+    interaction = store.record_answer(
+        AnswerRecord(
+            workspace=workspace, platform="slack", question=question,
+            standalone_question=question, answer="Use the form on the website.", mode="llm",
+            channel_id="C1", thread_id="m4", message_id="m4", user_id="U0",
+        )
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    store.record_signal(interaction, workspace=workspace, kind="rephrase", weight=-0.5,
+                        platform="slack", event_id="slack:T:C1:5", event_at=now)  # fmt: skip
+    store.record_reference(interaction, workspace=workspace, text=TEAMMATE, agrees=False,
+                           platform="slack", event_id="slack:T:C1:6", event_at=now,
+                           author_id="U9")  # fmt: skip
+    store.record_signal(interaction, workspace=workspace, kind="teammate_answer", weight=-1.0,
+                        platform="slack", event_id="slack:T:C1:6", event_at=now)  # fmt: skip
+    engine.dispose()
+    return interaction
+
+
+def _jsonl_rows(folder: Path) -> list[dict[str, object]]:
+    return [
+        json.loads(line)
+        for path in sorted(folder.glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+
+
+@pytest.mark.slow
+def test_export_labels_implicit_and_all_from_the_command_line(
+    cli: Cli, tmp_path: Path, ws_name: str
+):
+    cli.ok("workspace", "create", ws_name)
+    _plant(tmp_path / "supportbot.db", ws_name)
+    _plant_teammate_reply(tmp_path / "supportbot.db", ws_name)
+
+    dpo = tmp_path / "dpo"
+    done = cli.ok("feedback", "export", "-w", ws_name, "-f", "dpo", "-o", str(dpo),
+                  "--labels", "implicit")  # fmt: skip
+    assert "wrote 1 dpo rows" in done.stdout
+    manifest = json.loads((dpo / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["labels"] == "implicit"
+    assert manifest["rows_per_label_source"] == {"explicit": 0, "implicit": 1}
+    [row] = _jsonl_rows(dpo)
+    assert row["chosen"] == [{"role": "assistant", "content": TEAMMATE}]
+    assert row["rejected"] == [{"role": "assistant", "content": "Use the form on the website."}]
+    assert row["label_source"] == "implicit"
+    assert row["signal_kinds"] == ["rephrase", "teammate_answer"]
+    assert row["signal_weights"] == [-0.5, -1.0]
+
+    kto = tmp_path / "kto"
+    cli.ok("feedback", "export", "-w", ws_name, "-f", "kto", "-o", str(kto), "--labels", "all")
+    manifest = json.loads((kto / "manifest.json").read_text(encoding="utf-8"))
+    # Three rated answers keep their explicit label; the unrated one is labelled by its signals.
+    assert manifest["rows_per_label_source"] == {"explicit": 3, "implicit": 1}
+    rows = _jsonl_rows(kto)
+    implicit = [r for r in rows if r["label_source"] == "implicit"]
+    assert [(r["label"], r["signal_kinds"]) for r in implicit] == [
+        (False, ["rephrase", "teammate_answer"])
+    ]
+    assert {r["label_source"] for r in rows} == {"explicit", "implicit"}
+    assert all(r["signal_kinds"] == ["rating"] for r in rows if r["label_source"] == "explicit")
+
+    default = tmp_path / "default"
+    cli.ok("feedback", "export", "-w", ws_name, "-f", "kto", "-o", str(default))
+    manifest = json.loads((default / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["rows_per_label_source"] == {"explicit": 3, "implicit": 0}
+    assert "--labels" in assert_one_error_line(
+        cli("feedback", "export", "-w", ws_name, "-f", "kto", "-o", "x", "--labels", "some")
+    )
