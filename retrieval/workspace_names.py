@@ -13,10 +13,11 @@ A workspace name is typed by operators, printed in reports and chosen by users i
   cannot be told apart on screen, and Unicode's full confusables table would be needed to
   catch them all. Hangul syllables are a closed block with no look-alike among the allowed
   characters, so Korean customers can name workspaces in Korean.
-- Its *skeleton* (NFKC, case-folded, invisible characters and white space dropped) must differ
+- Its *skeleton* (NFKC, case-folded, invisible characters and white space dropped, and the ASCII
+  look-alikes ``I``/``l``/``1``, ``O``/``0``, ``rn``/``m`` and ``vv``/``w`` made one) must differ
   from every existing workspace's: ``ACME``, ``ａｃｍｅ`` (full-width) and ``acme`` + zero-width
-  space all have the skeleton ``acme``. NFKC also folds Hangul compatibility jamo and half-width
-  forms into their ordinary forms.
+  space all have the skeleton ``acme``, and ``acme1``, ``acmeI`` and ``acmel`` one skeleton.
+  NFKC also folds Hangul compatibility jamo and half-width forms into their ordinary forms.
 """
 
 from __future__ import annotations
@@ -60,10 +61,22 @@ def workspace_skeleton(name: str) -> str:
     (zero-width space and joiners, bidi marks, soft hyphen), controls and white space are
     dropped because they are invisible.
     """
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
-    return "".join(
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).translate(_GLYPHS))
+    folded = unicodedata.normalize("NFKC", folded.casefold())
+    visible = "".join(
         c for c in folded if unicodedata.category(c) not in ("Cf", "Cc", "Zs", "Zl", "Zp")
     )
+    for many, one in _GLYPH_RUNS:
+        visible = visible.replace(many, one)
+    return visible
+
+
+_GLYPHS = str.maketrans({"I": "l", "1": "l", "|": "l", "0": "o"})
+"""ASCII characters that look alike in many fonts (Unicode's confusables, UTS #39): capital
+``I``, digit ``1`` and ``l``; digit ``0`` and ``O``. Mapped before case folding, which would
+turn ``I`` into ``i``."""
+_GLYPH_RUNS = (("rn", "m"), ("vv", "w"))
+"""Letter pairs that read as one letter (UTS #39): ``rn``/``m``, ``vv``/``w``."""
 
 
 def _raise(raw: str, name: str) -> str:

@@ -102,6 +102,32 @@ def test_look_alikes_have_the_same_skeleton(name: str, why: str) -> None:
     assert workspace_skeleton(name) == workspace_skeleton("acme"), why
 
 
+@pytest.mark.parametrize(
+    ("name", "existing"),
+    [
+        ("acme1", "acmel"),  # digit one, small L
+        ("acmeI", "acmel"),  # capital i
+        ("acme0", "acmeo"),  # digit zero, letter o
+        ("ACME0", "acmeO"),
+        ("rnodern", "modem"),  # r + n reads as m
+        ("vvorld", "world"),
+        ("ＩＩ", "ll"),  # full-width capital i
+    ],
+)
+def test_ascii_look_alikes_share_a_skeleton(name: str, existing: str) -> None:
+    assert workspace_skeleton(name) == workspace_skeleton(existing)
+
+
+def test_an_ascii_look_alike_of_an_existing_workspace_is_refused(engine: Engine) -> None:
+    registry = WorkspaceRegistry(engine)
+    registry.create("acme1", embedding_model="m")
+    for name in ("acmel", "acmeI", "ACMEl"):
+        with pytest.raises(WorkspaceNameTooSimilarError, match="'acme1'"):
+            registry.create(name, embedding_model="m")
+    registry.create("acme2", embedding_model="m")
+    assert [w.name for w in registry.list()] == ["acme1", "acme2"]
+
+
 def test_different_names_have_different_skeletons() -> None:
     names = ["acme", "acme2", "acm", "acme-2", "acme_2", HANGUL, "고객"]
     assert len({workspace_skeleton(n) for n in names}) == len(names)
