@@ -304,7 +304,8 @@ class App:
         )
 
     def after_knowledge_change(self, workspace: str, changed: Sequence[str], trigger: str) -> None:
-        """A sync or ingest changed ``changed`` documents: store the evaluation figure."""
+        """A sync, an ingest, a promotion or an approved FAQ entry changed ``changed``
+        documents: store the evaluation figure (``trigger`` names which)."""
         self.eval_gate.after_change(workspace, changed, trigger=trigger)
 
     @cached_property

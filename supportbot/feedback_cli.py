@@ -188,6 +188,8 @@ def promote_command(
         promotion = promote(
             application.engine, application.knowledge, interaction_id, force=force, clock=_now
         )
+        # The evaluation gate, as after a sync: the stored figure gains the promoted question.
+        application.after_knowledge_change(promotion.workspace, [promotion.doc_id], "promote")
     replaced = (
         f"; it replaces the verified answer from answer {promotion.replaced_interaction_id}"
         if promotion.replaced
@@ -428,6 +430,9 @@ def gaps_approve(
         done = approve(
             application.engine, application.knowledge, draft_id, answer=answer, now=_now()
         )
+        # The evaluation gate, as after a sync: the stored figure gains the entry's questions.
+        changed = [done.doc_id] if done.doc_id else []
+        application.after_knowledge_change(done.workspace, changed, "gaps-approve")
     out.print(
         f"FAQ draft {done.id} is now a verified answer in workspace {done.workspace} "
         f"({done.doc_id})",

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from feedback.evaluation import question_hash
+from feedback.promote import VERIFIED_ORIGIN, question_key
 from feedback.store import AnswerRecord, SqlFeedbackStore
 from supportbot.database import make_engine
 from tests.test_cli import Cli, assert_one_error_line, cli_env
+from tests.test_gaps_cli import latest_run
 
 QUESTION = "How long is the password reset link valid?"
 ANSWER = "The reset link is valid for 30 minutes [1]."
@@ -98,6 +101,12 @@ def test_promote_makes_a_cited_verified_answer(cli: Cli, tmp_path: Path, ws_name
     assert f"answer {ids['liked']} is now a verified answer in workspace {ws_name}" in (
         promoted.stdout
     )
+
+    # The evaluation gate ran at once, as after a sync: the stored figure holds the question.
+    run = latest_run(tmp_path / "supportbot.db", ws_name)
+    assert run.trigger == "promote"
+    assert run.changed_docs == [f"{VERIFIED_ORIGIN}:{question_key(QUESTION)}"]
+    assert [r["key"] for r in run.results] == [question_hash(QUESTION)]
 
     answer = cli.json("ask", "--workspace", ws_name, "--json", QUESTION)
     assert answer["sources"][0]["title"] == "Verified answer"

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from feedback.eval_store import recent_runs
+from feedback.evaluation import question_hash
+from feedback.learning_models import EvalRun
 from feedback.store import AnswerRecord, SqlFeedbackStore
 from supportbot.database import make_engine
 from tests.conftest import SAMPLE_KB
@@ -65,6 +68,15 @@ def plant_gaps(database: Path, workspace: str) -> dict[str, list[int]]:
     )  # fmt: skip
     engine.dispose()
     return {"students": students, "other": [other]}
+
+
+def latest_run(database: Path, workspace: str) -> EvalRun:
+    """The newest stored evaluation figure of ``workspace`` in the CLI's database."""
+    engine = make_engine(f"sqlite:///{database.resolve()}")
+    try:
+        return recent_runs(engine, workspace, limit=1)[0]
+    finally:
+        engine.dispose()
 
 
 def with_stdin(cli: Cli, text: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -133,6 +145,14 @@ def test_gaps_listed_shown_approved_from_stdin_and_then_answered(
     approved = cli.json("feedback", "gaps", "show", str(top["id"]), "--json")
     assert approved["status"] == "approved" and approved["answer"] == EDITED
     assert approved["doc_id"]
+    # The evaluation gate ran at once, as after a sync: the stored figure holds the entry's
+    # wordings, each finding the entry first.
+    run = latest_run(tmp_path / "supportbot.db", ws_name)
+    assert (run.trigger, run.changed_docs) == ("gaps-approve", [approved["doc_id"]])
+    ranks = {r["key"]: r["rank"] for r in run.results}
+    assert {question_hash(q) for q in STUDENTS} <= set(ranks)
+    assert all(ranks[question_hash(q)] == 1 for q in STUDENTS)
+    assert run.hit_at_5 == 1.0
 
     # The next paraphrase, worded as none of the stored questions, is answered from the entry.
     for question in ("Do students get a discount?", "학생 할인 받을 수 있나요?"):
