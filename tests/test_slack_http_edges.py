@@ -140,6 +140,27 @@ SIGNED_MALFORMED = [
     pytest.param(b'"a string"', "application/json", id="json-string"),
     pytest.param(b"payload=%7Bbroken", "application/x-www-form-urlencoded", id="broken-payload"),
     pytest.param(b"payload=%5B1%5D", "application/x-www-form-urlencoded", id="payload-array"),
+    pytest.param(b"payload=1", "application/x-www-form-urlencoded", id="payload-number"),
+    pytest.param(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", id="deep"),
+    pytest.param(b'\xef\xbb\xbf{"type": "url_verification"}', "application/json", id="bom"),
+    # well-formed JSON, but not shaped as Slack sends it: bolt's middleware used to crash
+    pytest.param(b'{"type": "event_callback", "event": "x"}', "application/json", id="event-str"),
+    pytest.param(b'{"type": "event_callback", "event": {}}', "application/json", id="no-type"),
+    pytest.param(
+        b"payload=%7B%22type%22%3A%22block_actions%22%2C%22actions%22%3A%22x%22%7D",
+        "application/x-www-form-urlencoded",
+        id="actions-str",
+    ),
+    pytest.param(
+        b"payload=%7B%22type%22%3A%22block_actions%22%2C%22actions%22%3A%5B%7B%7D%5D%7D",
+        "application/x-www-form-urlencoded",
+        id="action-without-id",
+    ),
+    pytest.param(
+        b'{"type": "event_callback", "team": ["T1"], "event": {"type": "message"}}',
+        "application/json",
+        id="team-list",
+    ),
     pytest.param(b"\xff\xfe\x00junk", "application/json", id="not-utf8"),
 ]
 
@@ -192,3 +213,40 @@ async def test_a_signed_well_formed_request_still_reaches_bolt(events_url: str):
 
     assert response.status_code == 200
     assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7"}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        pytest.param(b"ssl_check=1&token=x", "application/x-www-form-urlencoded", id="ssl-check"),
+        pytest.param(b'{"type": "url_verification"}', "application/json", id="no-challenge"),
+    ],
+)
+async def test_signed_checks_slack_sends_get_200_quietly(
+    events_url: str, all_logs: pytest.LogCaptureFixture, body: bytes, content_type: str
+):
+    response = await post(events_url, body, signed(body, content_type))
+
+    assert response.status_code == 200, response.text
+    assert_quiet(all_logs)
+
+
+async def test_duplicated_signature_headers_get_401_quietly(
+    events_url: str, all_logs: pytest.LogCaptureFixture
+):
+    """A valid signature next to a wrong one, in either order: refused (the first value is the
+    one checked, and bolt checks again with its own)."""
+    body = b'{"type": "url_verification", "challenge": "x"}'
+    good = signed(body)["X-Slack-Signature"]
+    for first, second in ((good, WELL_FORMED_BUT_WRONG), (WELL_FORMED_BUT_WRONG, good)):
+        headers = [
+            ("Content-Type", "application/json"),
+            ("X-Slack-Request-Timestamp", NOW),
+            ("X-Slack-Request-Timestamp", "1"),
+            ("X-Slack-Signature", first),
+            ("X-Slack-Signature", second),
+        ]
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.post(events_url, content=body, headers=headers)
+        assert response.status_code == 401, response.text
+    assert_quiet(all_logs)

@@ -8,7 +8,8 @@ costs an attacker most and us least:
 1. the signature headers are there and well formed (else 401, the body is not read);
 2. the body is at most :data:`MAX_BODY_BYTES` (else 413) and is UTF-8 (else 400);
 3. the signature and timestamp are valid for this body (else 401);
-4. the body parses into the object Slack sends (else 400);
+4. the body parses into the object Slack sends, with the envelope fields bolt's middleware
+   reads (``event``, ``actions``, ``team``...) shaped as Slack sends them (else 400);
 
 and only then does bolt see it. Rejections are logged at INFO, one line each, never with a
 traceback.
@@ -74,6 +75,9 @@ def events_web_app(
             return _reject(400, f"a malformed body ({type(e).__name__})")
         if not isinstance(bolt_request.body, dict) or not bolt_request.body:
             return _reject(400, "a body that is not a JSON object or form")
+        problem = _shape_problem(bolt_request.body)
+        if problem:
+            return _reject(400, problem)
         response = await app.async_dispatch(bolt_request)
         return await to_aiohttp_response(response)
 
@@ -100,6 +104,28 @@ def _header_problem(headers: Mapping[str, str]) -> str | None:
         return "a malformed X-Slack-Request-Timestamp"
     if not _SIGNATURE.fullmatch(signature):
         return "a malformed X-Slack-Signature"
+    return None
+
+
+_OBJECT_OR_ID = ("team", "user", "channel", "enterprise", "container", "view", "message")
+
+
+def _shape_problem(body: Mapping[str, object]) -> str | None:
+    """What is wrong with the envelope fields bolt's own middleware reads before any listener
+    (None: as Slack sends them). A signed body with ``"event": "x"`` or ``"actions": "x"``
+    otherwise ends in a 500 and a logged traceback inside bolt."""
+    event = body.get("event")
+    if "event" in body and not (isinstance(event, dict) and isinstance(event.get("type"), str)):
+        return "an event that is not an object with a type"
+    actions = body.get("actions")
+    if "actions" in body and not (
+        isinstance(actions, list)
+        and all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions)
+    ):
+        return "actions that are not a list of objects with an action_id"
+    for key in _OBJECT_OR_ID:
+        if body.get(key) is not None and not isinstance(body[key], dict | str):
+            return f"a {key!r} field that is neither an object nor an id"
     return None
 
 
