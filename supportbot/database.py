@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import create_engine
 
@@ -20,8 +21,9 @@ def make_engine(url: str) -> Engine:
     SQLite gets WAL and a busy timeout because the bot, an ingest run and a search may all be
     separate processes writing the same file.
     """
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        _private_sqlite_file(Path(url.removeprefix("sqlite:///").split("?", 1)[0]))
+    database_file = sqlite_file(url)
+    if database_file is not None:
+        _private_sqlite_file(database_file)
     connect_args: dict[str, Any] = {}
     options: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
@@ -49,6 +51,20 @@ def make_engine(url: str) -> Engine:
     # a database made by an older version must be upgraded, not half-created.
     upgrade(engine)
     return engine
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL opens (any driver: ``sqlite:///``, ``sqlite+pysqlite:///``;
+    a ``file:`` URI with ``uri=true`` too); None for other databases and in-memory ones."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:"):  # sqlite:///file:path?mode=rwc&uri=true
+        path = urlsplit(database).path
+        memory = "memory" in parsed.query.get("mode", "") or path in ("", ":memory:")
+        return None if memory else Path(unquote(path))
+    return Path(database)
 
 
 def _private_sqlite_file(path: Path) -> None:

@@ -23,7 +23,9 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.fixture(params=[0o022, 0o000, 0o002], ids=["umask-022", "umask-000", "umask-002"])
+@pytest.fixture(
+    params=[0o022, 0o000, 0o002, 0o077], ids=["umask-022", "umask-000", "umask-002", "umask-077"]
+)
 def umask(request: pytest.FixtureRequest) -> Iterator[int]:
     old = os.umask(request.param)
     yield request.param
@@ -88,3 +90,32 @@ def test_a_database_elsewhere_is_owner_only_and_its_existing_folder_is_left_alon
 
     assert mode(chosen) == 0o755  # the user's folder: not ours to change
     assert mode(new_folder) == 0o700  # made by us: owner only
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["sqlite+pysqlite:///{path}", "sqlite:///{path}?timeout=5", "sqlite:///file:{path}?uri=true"],
+    ids=["driver-named", "query", "file-uri"],
+)
+def test_every_spelling_of_a_sqlite_url_is_owner_only(
+    umask: int, tmp_path: Path, template: str
+) -> None:
+    database = tmp_path / "new-dir" / "bot.db"
+    url = template.format(path=database)
+    with App(settings_for(tmp_path / "data", database_url=url)) as application:
+        write_something(application)
+        assert mode(database) == 0o600 and mode(Path(f"{database}-wal")) == 0o600
+    assert mode(database.parent) == 0o700
+
+
+def test_a_secret_key_an_older_version_wrote_0644_is_tightened_and_kept(
+    umask: int, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    key = data_dir / "secret.key"
+    key.write_text("ab" * 32 + "\n")
+    os.chmod(key, 0o644)
+    with App(settings_for(data_dir)) as application:
+        assert application.secret_key() == b"ab" * 32  # the same key: old credentials decrypt
+    assert mode(key) == 0o600
