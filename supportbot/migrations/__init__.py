@@ -103,7 +103,9 @@ def _has_unversioned_tables(connection: Connection) -> bool:
 
 
 def _migration_lock(engine: Engine) -> AbstractContextManager[object]:
-    database = engine.url.database
-    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+    from supportbot.database import sqlite_file  # that module imports this one
+
+    database = sqlite_file(engine.url.render_as_string(hide_password=False))
+    if database is not None:  # not a file: URI's text, nor an in-memory database
         return FileLock(f"{database}.migrate.lock", timeout=120)
     return nullcontext()
