@@ -53,10 +53,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         rf"\1{REDACTED}",
     ),
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{6,}"), rf"\1{REDACTED}"),
-    # "token": "…", access_token=…, client_secret: … (JSON, repr, form and header forms).
+    # A password in a URL's user info (DATABASE_URL, a proxy in LLM_BASE_URL...).
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/?#@]*:)[^\s/?#@]+(@)"), rf"\1{REDACTED}\2"),
+    # "token": "…", access_token=…, client_secret: …, api-key: … (JSON, repr, form, headers).
     (
         re.compile(
-            r"(?i)([\"']?\b[a-z_]*(?:token|secret|secret_key|password|api_key|apikey)"
+            r"(?i)([\"']?\b[a-z_-]*(?:token|secret|secret_key|password|api[_-]?key)"
             r"[\"']?\s*[:=]\s*[\"']?)([^\"'\s,&{}\[\]]{6,})"
         ),
         rf"\1{REDACTED}",

@@ -107,7 +107,24 @@ REDACTION_CASES = [
     "body_params: {'client_id': '111.222', 'client_secret': 'f00dfacecafe', 'code': 'x'}",
     "refresh_token=opaque-refresh-9f8e7d6c&grant_type=refresh_token",
     '{"access_token":"opaque-access-1a2b3c4d","token_type":"bearer"}',
+    "engine at postgresql://supportbot:opaque-db-pass@db.internal:5432/supportbot",
+    "redis://:opaque-redis-pass@cache:6379/0 unreachable",
+    "POST https://bot:opaque-proxy-pass@llm-proxy.example/v1/chat/completions",
+    "request headers: {'x-api-key': 'opaque-7f3a9c2e1b', 'accept': '*/*'}",
+    "api-key: opaque-azure-key-456",
 ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "max_tokens=1024 and tokens: 350 used",
+        "https://example.com/people/a@b and mailto:help@example.com",
+        "http://user@host.example/ has no password",
+    ],
+)
+def test_ordinary_lines_are_left_alone(line: str):
+    assert SecretRedactor().redact(line) == line
 
 
 @pytest.mark.parametrize("line", REDACTION_CASES)
