@@ -4,9 +4,17 @@ Run from the repository root::
 
     .venv/bin/python bench/signals_bench.py [--data FILE ...] [--rules-only] [--errors]
 
-Each line of the labelled sets (``tests/data/signals_labelled.jsonl``, written before the rules
-were tuned against it, and ``tests/data/signals_labelled.holdout.jsonl``, written after, never
-tuned against: the fairer figure) is one message in a thread the bot answered::
+Each line of the labelled sets is one message in a thread the bot answered:
+
+- ``tests/data/signals_labelled.jsonl`` (dev): written before the rules, then tuned on;
+- ``tests/data/signals_labelled.holdout.jsonl`` (held out 1): written after, at first never
+  tuned on; its frustration misses were then read to find the *kinds* of wording the rules
+  missed, so it is no longer held out (contaminated);
+- ``tests/data/signals_labelled.holdout2.jsonl`` (held out 2): written after those kinds were
+  studied but before the rules were changed for them, and first run after the change, never
+  tuned on since: the fairer figure, though written by the same hand as the rules.
+
+Each line::
 
     {"id": "dev001", "message": "thanks, but where is the invoice?",
      "context": {"author": "asker", "previous_question": "How do I reset my password?",
@@ -38,6 +46,7 @@ from bot.signals import TEXT_KINDS, Embed, SignalDetector  # noqa: E402
 
 DEV = REPO / "tests" / "data" / "signals_labelled.jsonl"
 HOLDOUT = REPO / "tests" / "data" / "signals_labelled.holdout.jsonl"
+HOLDOUT2 = REPO / "tests" / "data" / "signals_labelled.holdout2.jsonl"
 KINDS = [k.value for k in TEXT_KINDS]
 
 
@@ -144,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = detector(args.rules_only)
     sets = [(p.name, [p]) for p in args.data] if args.data else [
-        ("dev (tuned on)", [DEV]), ("held out", [HOLDOUT])
+        ("dev (tuned on)", [DEV]),
+        ("held out 1 (its misses' kinds studied: contaminated)", [HOLDOUT]),
+        ("held out 2 (never tuned on)", [HOLDOUT2]),
     ]  # fmt: skip
     for title, paths in sets:
         if not all(p.exists() for p in paths):
