@@ -42,6 +42,9 @@ ACME_GUILD, ACME_SUPPORT, ACME_GENERAL = (
 )
 GLOBEX_GUILD, GLOBEX_HELP = "2000000000000000200", "2000000000000000201"
 EMPTY_GUILD, EMPTY_CHANNEL = "2000000000000000300", "2000000000000000301"
+# A second server without knowledge: its setup notice goes once, so a test of how it is sent
+# needs a server no other test has asked from.
+EMPTY2_GUILD, EMPTY2_CHANNEL = "2000000000000000310", "2000000000000000311"
 ALICE, BOB, CAROL, OTHER_BOT = (
     "2000000000000001001",
     "2000000000000001002",
@@ -90,6 +93,7 @@ def kb_app(
         kb.create_workspace("dglobex", [(IdentityKind.DISCORD_GUILD, GLOBEX_GUILD)])
         kb.ingest_paths("dglobex", [globex_doc])
         kb.create_workspace("dempty", [(IdentityKind.DISCORD_GUILD, EMPTY_GUILD)])
+        kb.create_workspace("dempty2", [(IdentityKind.DISCORD_GUILD, EMPTY2_GUILD)])
         yield application
 
 
@@ -113,6 +117,7 @@ async def sim() -> AsyncIterator[DiscordSimulator]:
     )  # fmt: skip
     simulator.add_guild(GLOBEX_GUILD, "Globex", channels=[(GLOBEX_HELP, "help")], members=[BOB])
     simulator.add_guild(EMPTY_GUILD, "Empty", channels=[(EMPTY_CHANNEL, "q")], members=[ALICE])
+    simulator.add_guild(EMPTY2_GUILD, "Empty2", channels=[(EMPTY2_CHANNEL, "q2")], members=[ALICE])
     simulator.add_thread(ACME_SUPPORT, THREAD, "refund question", owner_id=ALICE)
     for user, dm in ((ALICE, ALICE_DM), (BOB, BOB_DM), (CAROL, CAROL_DM)):
         simulator.add_dm_channel(user, channel_id=dm)
@@ -977,7 +982,7 @@ async def test_notices_workspace_replies_and_apologies_ping_nobody_and_embed_not
     await start_bot()
 
     await dm(sim, CAROL, CAROL_DM, "hello?")  # shares no server: how to get access
-    setup = sim.message_create(EMPTY_CHANNEL, ALICE, "How do refunds work?", mention_bot=True)
+    setup = sim.message_create(EMPTY2_CHANNEL, ALICE, "How do refunds work?", mention_bot=True)
     await sim.dispatch("MESSAGE_CREATE", setup)  # a server without knowledge: setup notice
     llm.fail_next(3, status=500)
     await dm(sim, ALICE, ALICE_DM, "What is the API rate limit?")  # the apology
@@ -986,7 +991,7 @@ async def test_notices_workspace_replies_and_apologies_ping_nobody_and_embed_not
     )
     await sim.dispatch("INTERACTION_CREATE", choose)
     await bot_messages(sim, CAROL_DM)
-    await bot_messages(sim, EMPTY_CHANNEL)
+    await bot_messages(sim, EMPTY2_CHANNEL)
     [apology] = await bot_messages(sim, ALICE_DM)
     await sim.wait_for_call("POST", "/interactions/*", timeout=10)
 

@@ -86,6 +86,9 @@ def kb_app(
         kb.create_workspace("globex", [(IdentityKind.SLACK_TEAM, GLOBEX)])
         kb.ingest_paths("globex", [globex_doc])
         kb.create_workspace("empty", [(IdentityKind.SLACK_TEAM, "T333")])
+        # A second team without knowledge: the setup notice goes once per team, so a test of
+        # how it is sent needs a team no other test has asked from.
+        kb.create_workspace("empty2", [(IdentityKind.SLACK_TEAM, "T334")])
         # An Enterprise Grid org: every team of E100 belongs to one workspace.
         kb.create_workspace("grid", [(IdentityKind.SLACK_ENTERPRISE, "E100")])
         kb.ingest_paths("grid", [globex_doc])
@@ -1022,7 +1025,7 @@ async def test_a_very_long_answer_spans_messages_within_slacks_limits(
 async def test_setup_notice_placeholder_and_apology_go_out_with_unfurling_off(
     http_bot: HttpBot, slack: SlackSimulator, llm: OpenAIChatSimulator
 ):
-    await http_bot.post(mention("hello?", team="T333"))  # no knowledge: the setup notice
+    await http_bot.post(mention("How do refunds work?", team="T334"))  # no knowledge: setup
     await slack.async_wait_for("chat.postMessage", count=1, timeout=10)
     llm.fail_next(3, status=500)
     await http_bot.post(mention("What is the API rate limit?"))  # the apology
