@@ -407,19 +407,7 @@ class SqlFeedbackStore:
             user_hash=self.user_hash(user_id),
             created_at=self._clock(),
         )
-        with self._writing(), Session(self._engine) as session:
-            owner = session.exec(
-                select(Interaction.workspace).where(Interaction.id == interaction_id)
-            ).first()
-            if owner != workspace:
-                raise FeedbackError(f"no answer with id {interaction_id} in {workspace!r}")
-            session.add(row)
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                return False
-            return True
+        return self._insert_about_answer(row, interaction_id, workspace)
 
     def record_reference(
         self,
@@ -447,6 +435,16 @@ class SqlFeedbackStore:
             event_at=event_at,
             created_at=self._clock(),
         )
+        return self._insert_about_answer(row, interaction_id, workspace)
+
+    def _insert_about_answer(
+        self, row: Signal | ReferenceAnswer, interaction_id: int, workspace: str
+    ) -> bool:
+        """Insert ``row`` about answer ``interaction_id`` if that answer is ``workspace``'s.
+
+        False when a unique constraint says the same platform event was recorded before;
+        :class:`FeedbackError` when the answer belongs to another workspace (or none).
+        """
         with self._writing(), Session(self._engine) as session:
             owner = session.exec(
                 select(Interaction.workspace).where(Interaction.id == interaction_id)
