@@ -7,7 +7,8 @@ Conversion only: no network, no database. Where the conversation lives:
 - a server channel: the question message itself, which the answer replies to.
 
 Text is decoded here, once (:mod:`bot.markup.discord`), with the names the gateway resolved for
-the message: nothing after the adapter sees ``<@id>``, ``<#id>`` or ``<:emoji:id>`` markup.
+the message: nothing after the adapter sees ``<@id>``, ``<#id>`` or ``<:emoji:id>`` markup, and
+a forward (content empty) is read from the message it forwards.
 Only new messages convert (default messages and replies): edits arrive as ``MESSAGE_UPDATE``,
 which the bot does not answer.
 """
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import discord
 
 from bot.markup import PlainText
-from bot.markup.discord import decode
+from bot.markup.discord import message_text
 from bot.message import IncomingMessage
 from retrieval.chain import Turn
 
@@ -43,30 +44,67 @@ def addresses_bot(message: discord.Message, bot_user_id: int) -> bool:
         return True
     if any(role.tags and role.tags.bot_id == bot_user_id for role in message.role_mentions):
         return True
-    replied = message.reference.resolved if message.reference else None
+    replied = message.reference.resolved if message.reference and _is_reply(message) else None
     return isinstance(replied, discord.Message) and replied.author.id == bot_user_id
 
 
 def plain_content(message: discord.Message, *, bot_user_id: int) -> PlainText:
-    """The message's content as plain text, mentions named as the client shows them.
+    """The message's words as plain text, mentions named as the client shows them.
 
-    Names come from what the gateway sent and the client caches (the message's mentions, the
-    server's members, roles and channels), as discord.py's ``clean_content`` finds them; the
-    bot's own mentions (its user, its integration role) are dropped.
+    The words are the content; for a forward (content empty), the forwarded messages'
+    (``message_snapshots``); for a person's message sent with embeds only, the embeds' title
+    and description (:func:`bot.markup.discord.message_text` has the rule). Names come from
+    what the gateway sent and the client caches (the message's mentions, the server's members,
+    roles and channels), as discord.py's ``clean_content`` finds them; the bot's own mentions
+    (its user, its integration role) are dropped.
     """
     guild = message.guild
+    snapshots = [s for s in message.message_snapshots if s.content or s.embeds]
     users = {str(u.id): u.display_name for u in message.mentions}
     roles = {str(r.id): r.name for r in message.role_mentions}
     channels = {str(c.id): c.name for c in message.channel_mentions}
     if guild is not None:
-        for role_id in message.raw_role_mentions:
+        raw_roles = [
+            *message.raw_role_mentions,
+            *(i for s in snapshots for i in s.raw_role_mentions),
+        ]
+        for role_id in raw_roles:
             role = guild.get_role(role_id)
             if role is not None:
                 roles.setdefault(str(role.id), role.name)
+        for snapshot in snapshots:  # a forward's mentions are not in the message's own lists
+            for user_id in snapshot.raw_mentions:
+                member = guild.get_member(user_id)
+                if member is not None:
+                    users.setdefault(str(user_id), member.display_name)
+            for channel_id in snapshot.raw_channel_mentions:
+                channel = guild.get_channel_or_thread(channel_id)
+                if channel is not None:
+                    channels.setdefault(str(channel_id), channel.name)
     drop = {str(bot_user_id)} | {
         str(r.id) for r in message.role_mentions if r.tags and r.tags.bot_id == bot_user_id
     }
-    return decode(message.content, users=users, roles=roles, channels=channels, drop=drop)
+    return message_text(
+        message.content,
+        forwarded=[s.content or _embeds_text(s.embeds) for s in snapshots],
+        embeds=[] if message.author.bot else [_embeds_text(message.embeds)],
+        users=users,
+        roles=roles,
+        channels=channels,
+        drop=drop,
+    )
+
+
+def _embeds_text(embeds: Sequence[discord.Embed]) -> str:
+    """The words of embeds: each one's title and description, a blank line between."""
+    parts = (part for embed in embeds for part in (embed.title, embed.description) if part)
+    return "\n\n".join(parts)
+
+
+def _is_reply(message: discord.Message) -> bool:
+    """A reply (message reference type 0), not a forward (type 1), which points elsewhere."""
+    reference = message.reference
+    return reference is not None and reference.type is discord.MessageReferenceType.reply
 
 
 def incoming_from_message(message: discord.Message, *, bot_user_id: int) -> IncomingMessage | None:
@@ -93,7 +131,7 @@ def incoming_from_message(message: discord.Message, *, bot_user_id: int) -> Inco
         from_bot=message.author.bot,
         in_thread=in_thread,
         reply_to=str(message.reference.message_id)
-        if message.reference and message.reference.message_id
+        if message.reference and message.reference.message_id and _is_reply(message)
         else None,
     )
 

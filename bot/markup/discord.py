@@ -23,7 +23,7 @@ Discord content has no entity escaping, so the rest of the text is kept as it is
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 from bot.markup import PlainText, plain_text
@@ -66,6 +66,42 @@ def decode(
         position = match.end()
     pieces.append((text[position:], False))
     return plain_text(pieces)
+
+
+def message_text(
+    content: str,
+    *,
+    forwarded: Sequence[str] = (),
+    embeds: Sequence[str] = (),
+    users: Mapping[str, str] | None = None,
+    roles: Mapping[str, str] | None = None,
+    channels: Mapping[str, str] | None = None,
+    drop: Collection[str] = (),
+) -> PlainText:
+    """The plain text of a Discord message, wherever its words are.
+
+    The rule: ``content`` when it holds anything; else the ``forwarded`` messages' text (a
+    forward, message reference type 1, has empty content and the original in
+    ``message_snapshots[].message``); else ``embeds`` (title and description of each, for a
+    message sent with embeds only). Each is decoded like ``content`` (:func:`decode`, the same
+    names), forwarded messages and embeds one after another with a blank line between.
+    """
+
+    def decoded(text: str) -> PlainText:
+        return decode(text, users=users, roles=roles, channels=channels, drop=drop)
+
+    own = decoded(content)
+    if own.text:
+        return own
+    for sources in (forwarded, embeds):
+        parts = [decoded(text) for text in sources]
+        parts = [part for part in parts if part.text]
+        if parts:
+            return PlainText(
+                text="\n\n".join(part.text for part in parts),
+                bare="\n\n".join(part.bare for part in parts if part.bare),
+            )
+    return own
 
 
 def _token(

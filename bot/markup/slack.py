@@ -45,6 +45,11 @@ def decode(text: str, *, bot_user_id: str | None = None) -> PlainText:
 
     ``bot_user_id``: mentions of this user (the bot itself) are dropped, not named.
     """
+    return plain_text(decode_pieces(text, bot_user_id=bot_user_id))
+
+
+def decode_pieces(text: str, *, bot_user_id: str | None = None) -> list[tuple[str, bool]]:
+    """:func:`decode`'s pieces before joining: ``(plain text, is_reference)`` in order."""
     pieces: list[tuple[str, bool]] = []
     position = 0
     for match in _TOKEN.finditer(text):
@@ -52,7 +57,7 @@ def decode(text: str, *, bot_user_id: str | None = None) -> PlainText:
         pieces.append(_token(match.group(1), bot_user_id))
         position = match.end()
     pieces.append((unescape(text[position:]), False))
-    return plain_text(pieces)
+    return pieces
 
 
 def _token(content: str, bot_user_id: str | None) -> tuple[str, bool]:

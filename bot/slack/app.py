@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.decide import Action
 from bot.formatting import render_notice, slack_messages
+from bot.markup.slack_message import mentions_user
 from bot.message import IncomingMessage
 from bot.service import (
     APOLOGY,
@@ -131,7 +132,7 @@ class SlackBot:
         ) -> None:
             bot_user_id = context.get("bot_user_id")
             in_channel = event.get("channel_type") != "im"
-            if in_channel and bot_user_id and f"<@{bot_user_id}" in str(event.get("text") or ""):
+            if in_channel and bot_user_id and mentions_user(event, bot_user_id):
                 return  # the app_mention event for the same message answers it
             await self._on_message(body, event, client, context)
 

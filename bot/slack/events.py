@@ -1,10 +1,11 @@
 """Slack event payloads → :class:`IncomingMessage` (pure functions, tested on real payloads).
 
-Text is decoded here, once (:mod:`bot.markup.slack`): nothing after the adapter sees Slack's
-escaping or markup. Subtypes are what they say: ``thread_broadcast`` (a thread reply also sent
-to the channel) is a reply in its thread, ``file_share`` and ``me_message`` are the person's
-message with its text; edits (``message_changed``), deletions, joins and bot messages are no
-new message and convert to None.
+Text is decoded here, once (:mod:`bot.markup.slack_message`): nothing after the adapter sees
+Slack's escaping or markup, and a message whose words are in ``rich_text`` blocks, a forwarded
+message or a file's title (its ``text`` empty) is read from there. Subtypes are what they say:
+``thread_broadcast`` (a thread reply also sent to the channel) is a reply in its thread,
+``file_share`` and ``me_message`` are the person's message with its text; edits
+(``message_changed``), deletions, joins and bot messages are no new message and convert to None.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.markup.slack import decode
+from bot.markup.slack_message import mentions_user, message_text
 from bot.message import IncomingMessage
 from retrieval.chain import Turn
 
@@ -36,9 +37,8 @@ def incoming_from_event(
     ts = event.get("ts")
     if not user or not channel or not ts:
         return None
-    raw = str(event.get("text") or "")
-    mentioned = bool(bot_user_id) and f"<@{bot_user_id}" in raw
-    plain = decode(raw, bot_user_id=bot_user_id)
+    mentioned = bool(bot_user_id) and mentions_user(event, str(bot_user_id))
+    plain = message_text(event, bot_user_id=bot_user_id)
     thread_ts = event.get("thread_ts")
     is_direct = event.get("channel_type") == "im" or str(channel).startswith("D")
     return IncomingMessage(
@@ -75,7 +75,7 @@ def history_from_replies(
         ts = str(message.get("ts") or "")
         if not ts or float(ts) >= float(before_ts):
             continue
-        text = decode(str(message.get("text") or ""), bot_user_id=bot_user_id).text
+        text = message_text(message, bot_user_id=bot_user_id).text
         if not text:
             continue
         from_bot = bool(message.get("bot_id")) or (

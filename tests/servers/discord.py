@@ -1289,6 +1289,7 @@ class DiscordSimulator:
         attachments: Sequence[tuple[str, bytes] | tuple[str, bytes, str]] = (),
         embeds: Sequence[Mapping[str, Any]] = (),
         message_id: str | None = None,
+        forward_of: str | None = None,
     ) -> dict[str, Any]:
         """The ``d`` of MESSAGE_CREATE for a user's message (dispatch it with :meth:`dispatch`).
 
@@ -1297,6 +1298,9 @@ class DiscordSimulator:
         content already mentions the bot; ``mentions`` adds user ids to ``mentions``;
         ``reply_to`` makes it a reply (type 19) to a message the simulator knows;
         ``attachments`` are ``(filename, data[, content_type])``, served at their ``url``.
+        ``forward_of`` makes it a forward of a message the simulator knows: empty content, a
+        ``message_reference`` of type 1 (FORWARD) and the original's fields in
+        ``message_snapshots[0].message`` (the subset the docs list), flag HAS_SNAPSHOT.
         """
         channel = self._channel(channel_id)
         user = self._resolve_user(author)
@@ -1334,6 +1338,22 @@ class DiscordSimulator:
         if referenced is not None:
             message["message_reference"] = self._reference_object(referenced)
             message["referenced_message"] = self._referenced_view(referenced)
+        if forward_of is not None:
+            original = self._messages.get(str(forward_of))
+            if original is None:
+                raise KeyError(f"unknown message {forward_of!r} to forward")
+            snapshot_fields = (
+                "type", "content", "embeds", "attachments", "timestamp", "edited_timestamp",
+                "flags", "mentions", "mention_roles", "components",
+            )  # fmt: skip
+            snapshot = {key: _deep_copy(original.get(key)) for key in snapshot_fields}
+            snapshot.update(stickers=[], sticker_items=[])
+            message.update(
+                content="",
+                flags=1 << 14,  # HAS_SNAPSHOT
+                message_reference={**self._reference_object(original), "type": 1},
+                message_snapshots=[{"message": snapshot}],
+            )
         return self._gateway_message(message)
 
     def reaction_add(
@@ -1660,6 +1680,11 @@ class DiscordSimulator:
             message = {**message, "content": "", "embeds": [], "attachments": []}
             message["components"] = []
             message.pop("poll", None)
+            if message.get("message_snapshots"):  # a forward's copy is withheld the same way
+                message["message_snapshots"] = [
+                    {"message": {**s["message"], "content": "", "embeds": [], "attachments": []}}
+                    for s in message["message_snapshots"]
+                ]
         referenced = message.get("referenced_message")
         if isinstance(referenced, dict):
             message = {**message, "referenced_message": self._content_view(referenced, intents)}
