@@ -853,6 +853,47 @@ async def test_a_dm_without_words_gets_the_prompt_not_a_retrieved_passage(
     assert interactions(kb_app, [question["id"]]) == []
 
 
+@pytest.mark.parametrize(
+    ("original", "question"),
+    [
+        ("How long is the password reset link valid?",
+         "How long is the password reset link valid?"),
+        (f"<@{BOB}> how long is the password reset link valid? <:blobcat:123456789012345678>",
+         "@user how long is the password reset link valid? :blobcat:"),  # no server to name them
+    ],
+)  # fmt: skip
+async def test_a_message_forwarded_into_a_dm_is_answered_from_the_forwarded_words(
+    start_bot: StartBot, sim: DiscordSimulator, kb_app: App, original: str, question: str
+):
+    await start_bot()
+    forwarded = sim.store_message(sim.message_create(ACME_GENERAL, BOB, original))
+
+    forward = sim.message_create(ALICE_DM, ALICE, forward_of=forwarded["id"])
+    await sim.dispatch("MESSAGE_CREATE", forward)
+
+    [answer] = await bot_messages(sim, ALICE_DM)
+    assert forward["content"] == "" and forward["message_reference"]["type"] == 1
+    assert "password-and-sso.md" in answer["content"]
+    assert "What would you like to know?" not in answer["content"]
+    [row] = await recorded(kb_app, forward)
+    assert row.question == question and row.thread_id == ALICE_DM
+
+
+async def test_a_dm_sent_with_an_embed_only_is_answered_from_the_embed(
+    start_bot: StartBot, sim: DiscordSimulator, kb_app: App
+):
+    await start_bot()
+    embed = {"title": "Password reset", "description": "How long is the reset link valid?"}
+
+    question = sim.message_create(ALICE_DM, ALICE, "", embeds=[embed])
+    await sim.dispatch("MESSAGE_CREATE", question)
+
+    [answer] = await bot_messages(sim, ALICE_DM)
+    assert "password-and-sso.md" in answer["content"]
+    [row] = await recorded(kb_app, question)
+    assert row.question == "Password reset\n\nHow long is the reset link valid?"
+
+
 async def test_a_korean_greeting_gets_the_korean_prompt(
     start_bot: StartBot, sim: DiscordSimulator, llm: OpenAIChatSimulator
 ):

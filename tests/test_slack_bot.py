@@ -900,6 +900,56 @@ async def test_a_message_without_words_gets_a_prompt_not_a_retrieved_answer(
         assert prompt.args["thread_ts"] == ts
 
 
+_RICH_QUESTION = [
+    {"type": "rich_text", "block_id": "q1", "elements": [
+        {"type": "rich_text_section", "elements": [
+            {"type": "text", "text": "How long is the "},
+            {"type": "text", "text": "password reset link", "style": {"bold": True}},
+            {"type": "text", "text": " valid? "},
+            {"type": "emoji", "name": "pray", "unicode": "1f64f"},
+        ]},
+    ]},
+]  # fmt: skip
+_FORWARD = {
+    "is_share": True, "is_msg_unfurl": True, "ts": "1709990000.000100", "channel_id": "C0GEN",
+    "author_id": "U0BOB", "author_subname": "bob", "mrkdwn_in": ["text"],
+    "fallback": "[March 9th, 2024 12:53 PM] bob: How long is the password reset link valid?",
+    "text": "", "footer": "Posted in #general",
+    "message_blocks": [{"team": ACME, "channel": "C0GEN", "ts": "1709990000.000100",
+                        "message": {"blocks": _RICH_QUESTION}}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "question"),
+    [
+        # words only in rich_text blocks; text empty or only a fallback
+        ({"text": "", "blocks": _RICH_QUESTION},
+         "How long is the password reset link valid? :pray:"),
+        ({"text": "This message contains interactive elements.", "blocks": _RICH_QUESTION},
+         "How long is the password reset link valid? :pray:"),
+        # a message forwarded into the DM
+        ({"text": "", "attachments": [_FORWARD]},
+         "How long is the password reset link valid? :pray:"),
+    ],
+)  # fmt: skip
+async def test_a_dm_whose_words_are_not_in_text_gets_a_retrieved_answer(
+    http_bot: HttpBot, slack: SlackSimulator, kb_app: App, fields: dict[str, Any], question: str
+):
+    ts = _fresh_ts()
+    body = message("", channel="D0RICH", channel_type="im", ts=ts)
+    body["event"].update(copy.deepcopy(fields))
+
+    await http_bot.post(body)
+
+    [update] = await answered(slack)
+    assert "password-and-sso.md" in update.args["text"]
+    assert "What would you like to know?" not in update.args["text"]
+    await _eventually(lambda: _stored(kb_app, ts) is not None)
+    row = _stored(kb_app, ts)
+    assert row is not None and row.question == question
+
+
 async def test_a_thread_broadcast_is_a_reply_in_its_thread(
     http_bot: HttpBot, slack: SlackSimulator
 ):
