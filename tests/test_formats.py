@@ -11,6 +11,7 @@ the tests build with the formats' own libraries or per the formats' specs.
 from __future__ import annotations
 
 import datetime
+import html
 import io
 import time
 import zipfile
@@ -476,6 +477,117 @@ def test_zip_bombs_are_refused_before_inflating(tmp_path: Path, suffix: str, mem
     assert time.monotonic() - started < 5
     message = _one_line(caught.value, path)
     assert "unpacks to 210,000,000 bytes" in message and "limit of 200,000,000" in message
+
+
+# --- XML entity expansion in ZIP packages (billion laughs, external entities) -------------
+
+
+_LAUGHS = "".join(
+    [f'<!ENTITY lol0 "{"lol" * 10}">']
+    + [f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)]
+)
+_ENTITY_ATTACKS = {
+    "laughs": (f"[{_LAUGHS}]", "&lol9;"),
+    "file": ('[<!ENTITY x SYSTEM "file:///etc/passwd">]', "&x;"),
+    "quadratic": (f'[<!ENTITY big "{"A" * 100_000}">]', "&big;" * 500),
+    "parameter": ('[<!ENTITY % d SYSTEM "http://127.0.0.1:9/x.dtd"> %d;]', ""),
+    "external-subset": ('SYSTEM "file:///etc/passwd"', ""),
+}
+_MARKER = "ENTITYMARKER"
+
+
+def _office_package(suffix: str, text: str = _MARKER) -> tuple[bytes, str]:
+    """A real package from the format's own library (``text`` in it) and its main part."""
+    out = io.BytesIO()
+    if suffix == ".docx":
+        document = docx.Document()
+        document.add_paragraph(text)
+        document.save(out)
+        return out.getvalue(), "word/document.xml"
+    if suffix == ".pptx":
+        deck = pptx.Presentation()
+        slide = deck.slides.add_slide(deck.slide_layouts[5])
+        slide.shapes.title.text = text
+        deck.save(out)
+        return out.getvalue(), "ppt/slides/slide1.xml"
+    if suffix == ".xlsx":
+        workbook = openpyxl.Workbook()
+        workbook.active.append([text, "x"])
+        workbook.save(out)
+        return out.getvalue(), "xl/worksheets/sheet1.xml"
+    return hwpx_file([hwpx_paragraph(html.escape(text))]), "Contents/section0.xml"
+
+
+def _with_doctype(
+    data: bytes, member: str, subset: str, reference: str, encoding: str = "utf-8"
+) -> bytes:
+    """``data`` with a ``<!DOCTYPE root subset>`` put into ``member``'s prolog and
+    ``reference`` after the marker text, the part re-encoded in ``encoding``."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            raw = source.read(info.filename)
+            if info.filename == member:
+                text = raw.decode("utf-8")
+                if text.startswith("<?xml"):
+                    text = text[text.index("?>") + 2 :]
+                root = text.lstrip().split(None, 1)[0].lstrip("<")
+                text = text.replace(_MARKER, _MARKER + reference, 1)
+                declaration = f'<?xml version="1.0" encoding="{encoding}"?>'
+                raw = f"{declaration}<!DOCTYPE {root} {subset}>{text}".encode(encoding)
+            target.writestr(info.filename, raw)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("attack", sorted(_ENTITY_ATTACKS))
+@pytest.mark.parametrize("suffix", [".docx", ".pptx", ".xlsx", ".hwpx"])
+def test_xml_entities_in_a_package_are_refused_before_any_parser(
+    tmp_path: Path, suffix: str, attack: str
+) -> None:
+    """Whichever library reads the format (mammoth's minidom, python-pptx's and openpyxl's
+    lxml, defusedxml) and whatever its settings: a part declaring a document type is refused
+    in one line, at once, so no entity is expanded and no file or URL is read."""
+    data, member = _office_package(suffix)
+    path = tmp_path / f"entities{suffix}"
+    path.write_bytes(_with_doctype(data, member, *_ENTITY_ATTACKS[attack]))
+    started = time.monotonic()
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path)
+    assert time.monotonic() - started < 5
+    message = _one_line(caught.value, path)
+    assert f"part {member} declares a document type (DTD)" in message
+    assert "root:" not in message
+
+
+@pytest.mark.parametrize(
+    ("suffix", "member", "encoding"),
+    [
+        (".docx", "docProps/core.xml", "utf-8"),  # a part no converter reads for text
+        (".pptx", "[Content_Types].xml", "utf-16"),  # UTF-16, as a package may hold
+        (".xlsx", "xl/workbook.xml", "euc-kr"),  # an encoding expat lacks: found by its bytes
+        (".hwpx", "Contents/header.xml", "utf-16-le"),
+    ],
+)
+def test_a_doctype_in_any_part_and_encoding_is_refused(
+    tmp_path: Path, suffix: str, member: str, encoding: str
+) -> None:
+    data, _ = _office_package(suffix)
+    path = tmp_path / f"elsewhere{suffix}"
+    path.write_bytes(_with_doctype(data, member, *_ENTITY_ATTACKS["file"], encoding=encoding))
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path)
+    assert f"part {member} declares a document type" in _one_line(caught.value, path)
+
+
+@pytest.mark.parametrize("suffix", [".docx", ".pptx", ".xlsx", ".hwpx"])
+def test_packages_without_a_doctype_still_read(tmp_path: Path, suffix: str) -> None:
+    """The check reads each part's prolog only and lets a real package through (the text
+    ``<!DOCTYPE`` inside a document's body is just text)."""
+    data, _ = _office_package(suffix, "Write <!DOCTYPE html> first")
+    path = tmp_path / f"plain{suffix}"
+    path.write_bytes(data)
+    assert "<!DOCTYPE html> first" in load_file(path).text
 
 
 def test_hwp_section_that_inflates_past_the_limit_is_refused(tmp_path: Path) -> None:

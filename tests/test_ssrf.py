@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import time
 import tracemalloc
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -233,6 +234,51 @@ async def test_gzip_bomb_sitemap_fails_the_source_with_small_memory(
     assert run.status == "failed"
     assert "over the limit of 52,428,800 bytes (decompressed)" in (run.error or "")
     assert peak < 16 * 1024 * 1024  # read and inflated 64 KB at a time, never held whole
+
+
+_URLSET = '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+_LAUGHS = "".join(
+    [f'<!ENTITY lol0 "{"lol" * 10}">']
+    + [f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)]
+)
+ENTITY_SITEMAPS = {
+    # a billion laughs: 10 levels of ten references, 3 GB once expanded
+    "laughs": f"<!DOCTYPE urlset [{_LAUGHS}]>{_URLSET}<url><loc>/a&lol9;</loc></url></urlset>",
+    # an external entity reading a local file into a <loc>
+    "file": '<!DOCTYPE urlset [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    f"{_URLSET}<url><loc>/a?&x;</loc></url></urlset>",
+    # one large entity referenced many times (quadratic blow-up, no nesting)
+    "quadratic": f'<!DOCTYPE urlset [<!ENTITY big "{"A" * 100_000}">]>'
+    f"{_URLSET}<url><loc>/a</loc><lastmod>{'&big;' * 2_000}</lastmod></url></urlset>",
+    # a parameter entity fetching an external DTD from a (loopback) URL
+    "parameter": '<!DOCTYPE urlset [<!ENTITY % remote SYSTEM "http://127.0.0.1:9/x.dtd">'
+    f" %remote;]>{_URLSET}<url><loc>/a</loc></url></urlset>",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ENTITY_SITEMAPS))
+async def test_a_sitemap_declaring_entities_fails_the_source_at_once(
+    app: App, ws_name: str, site: Website, kind: str
+) -> None:
+    """No entity is expanded or resolved, whichever expat Python was built with: the sitemap
+    is refused in one line, quickly and in little memory, and nothing is fetched or removed."""
+    url = site.set_raw("sitemap.xml", ENTITY_SITEMAPS[kind].encode(), "application/xml")
+    app.knowledge.create_workspace(ws_name)
+    add_web(app, ws_name, "site", sitemap=url)
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        run = await app.sync_engine.sync(ws_name, "site")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - started < 10
+    assert run.status == "failed" and run.changed == 0 and run.deleted == 0
+    error = run.error or ""
+    assert f"sitemap {url}: declares" in error and "refused" in error and "\n" not in error
+    assert "root:" not in error
+    assert peak < 16 * 1024 * 1024
+    assert {r.path for r in site.requests} <= {"/robots.txt", "/sitemap.xml"}  # no page
 
 
 async def test_gzip_content_encoding_bomb_page_is_skipped(

@@ -26,7 +26,7 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeET
 
 from retrieval.errors import BadDocumentError
-from retrieval.formats.limits import Deadline, FileLimits, check_zip
+from retrieval.formats.limits import Deadline, FileLimits, check_no_dtd, check_zip
 
 __all__ = ["hwpx_to_text", "markdown_table"]
 
@@ -59,6 +59,7 @@ def hwpx_to_text(path: Path, data: bytes, limits: FileLimits) -> tuple[str, str]
         ) from e
     with archive:
         check_zip(path, archive, limits)
+        check_no_dtd(path, archive)
         try:
             title, sections = _package(archive)
             if not sections:

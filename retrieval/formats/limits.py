@@ -12,13 +12,14 @@ The time limit is cooperative: converters check it between pages, slides, sectio
 from __future__ import annotations
 
 import time
+import xml.parsers.expat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from retrieval.errors import BadDocumentError
 
-__all__ = ["Deadline", "FileLimits", "check_output", "check_zip"]
+__all__ = ["Deadline", "FileLimits", "check_no_dtd", "check_output", "check_zip"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +92,95 @@ def check_zip(path: Path, archive: zipfile.ZipFile, limits: FileLimits) -> None:
             f"{path}: unpacks to {unpacked:,} bytes, over the limit of "
             f"{limits.max_unpacked_bytes:,} bytes; split the file or leave it out"
         )
+
+
+_PROLOG_CHUNK = 16_384
+
+
+class _Prolog(Exception):
+    """Raised by the expat handlers to stop reading an XML part: ``dtd`` is whether it holds
+    a document type declaration (the root element ends the prolog where one may stand)."""
+
+    def __init__(self, *, dtd: bool) -> None:
+        super().__init__()
+        self.dtd = dtd
+
+
+def _stop_at_root(name: str, attributes: object) -> None:
+    raise _Prolog(dtd=False)
+
+
+def _stop_at_doctype(*args: object) -> None:
+    raise _Prolog(dtd=True)
+
+
+def check_no_dtd(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse a ZIP-based document any of whose XML parts declares a document type (DTD).
+
+    A DTD is where entities are declared: the "billion laughs" (entities expanding into
+    gigabytes) and external entities (``SYSTEM "file:///etc/passwd"``, a URL) both need one.
+    Office Open XML packages may not hold one (ECMA-376 Part 2, XML usage) and Hangul never
+    writes one, so refusing the file here, before any library parses it, closes entity
+    expansion for every reader at once, whichever XML parser and settings a library uses.
+
+    Every part is checked whatever its name (a package may give its main part any name),
+    except media, which no reader here parses (an embedded SVG may carry a DTD of its own).
+    Each part is read only up to its root element (the prolog, where a DTD must stand), in
+    pieces of 16 KiB, so the check costs little even for large parts; the part sizes are
+    already bounded by :func:`check_zip`. A part named as XML that expat cannot read (not
+    well-formed, or in an encoding it lacks) is searched for the declaration's bytes instead.
+    """
+    for member in archive.infolist():
+        name = member.filename
+        if member.is_dir() or name.lower().endswith(_MEDIA_SUFFIXES):
+            continue
+        parser = xml.parsers.expat.ParserCreate()
+        parser.StartDoctypeDeclHandler = _stop_at_doctype
+        parser.StartElementHandler = _stop_at_root
+        try:
+            with archive.open(member) as part:
+                while chunk := part.read(_PROLOG_CHUNK):
+                    parser.Parse(chunk, False)
+                parser.Parse(b"", True)
+        except _Prolog as stop:
+            declares = stop.dtd
+        except ValueError:
+            # An encoding expat lacks (EUC-KR, Shift_JIS) that another parser may read.
+            declares = _declares_doctype(archive, member)
+        except xml.parsers.expat.ExpatError:
+            # Not XML to expat: a binary part (printer settings hold an Apple plist, DTD and
+            # all, after binary bytes) is left alone; a part named as XML is searched.
+            declares = name.lower().endswith(_XML_SUFFIXES) and _declares_doctype(archive, member)
+        except (zipfile.BadZipFile, OSError, EOFError):
+            continue  # damaged: the reader reports it in its own words
+        else:
+            declares = False
+        if declares:
+            raise BadDocumentError(
+                f"{path}: part {name} declares a document type (DTD), which these files never "
+                "hold (a way to expand entities or read other files); refused"
+            )
+
+
+_XML_SUFFIXES = (".xml", ".rels", ".hpf", ".vml")
+_MEDIA_SUFFIXES = (
+    ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".svg", ".emf",
+    ".wmf", ".emz", ".wmz", ".ico", ".wdp", ".mp3", ".mp4", ".m4a", ".wav", ".avi", ".mov",
+    ".ttf", ".otf", ".odttf", ".fntdata",
+)  # fmt: skip
+
+
+_DOCTYPE_SPELLINGS = tuple(
+    "<!doctype".encode(codec) for codec in ("ascii", "utf-16-le", "utf-16-be", "utf-32-le")
+)
+
+
+def _declares_doctype(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bool:
+    """Whether a part's first MiB holds ``<!DOCTYPE`` in any case, as ASCII-compatible bytes
+    or UTF-16/32 (the prolog of any real part is far shorter)."""
+    try:
+        with archive.open(member) as part:
+            head = part.read(1 << 20).lower()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
+    return any(spelling in head for spelling in _DOCTYPE_SPELLINGS)

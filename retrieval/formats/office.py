@@ -24,7 +24,7 @@ from typing import Any
 import defusedxml.ElementTree as SafeET
 
 from retrieval.errors import BadDocumentError
-from retrieval.formats.limits import Deadline, FileLimits, check_zip
+from retrieval.formats.limits import Deadline, FileLimits, check_no_dtd, check_zip
 from retrieval.formats.xlsx import xlsx_to_markdown
 
 __all__ = ["OFFICE_SUFFIXES", "csv_to_text", "office_to_text"]
@@ -57,6 +57,7 @@ def office_to_text(path: Path, data: bytes, limits: FileLimits) -> tuple[str, st
         ) from e
     with archive:
         check_zip(path, archive, limits)
+        check_no_dtd(path, archive)
         title = _core_title(archive)
     if suffix == ".xlsx":
         markdown = xlsx_to_markdown(path, data, limits, deadline)

@@ -29,6 +29,8 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
 
 from retrieval.errors import BadDocumentError
 from retrieval.html import decode_html, extract_main_text
@@ -220,7 +222,10 @@ class WebConnector(Connector):
         cap = ctx.limits.max_sitemap_bytes
         children: list[str] = []
         entries = _SitemapEntries(url, targets, children)
-        parser = ElementTree.XMLParser(target=entries)
+        # Entity declarations are refused as they are read (a sitemap needs none): no
+        # expansion ("billion laughs") and no external entity is ever resolved, whichever
+        # expat the interpreter was built with.
+        parser = DefusedXMLParser(target=entries)
         try:
             async with ctx.http.stream("GET", url) as response:
                 if response.status_code != 200:
@@ -256,10 +261,14 @@ class WebConnector(Connector):
             raise SourceUnavailableError(f"sitemap {url}: cannot decode ({e})") from e
         except ElementTree.ParseError as e:
             raise SourceUnavailableError(f"sitemap {url}: not valid XML ({e})") from e
+        except DefusedXmlException as e:
+            raise SourceUnavailableError(_entities_refused(url, e)) from e
         try:
             parser.close()
         except ElementTree.ParseError as e:
             raise SourceUnavailableError(f"sitemap {url}: not valid XML ({e})") from e
+        except DefusedXmlException as e:
+            raise SourceUnavailableError(_entities_refused(url, e)) from e
         kind = entries.kind
         if kind == "sitemapindex":
             if depth >= MAX_SITEMAP_DEPTH:
@@ -275,6 +284,16 @@ class WebConnector(Connector):
                 await self._read_sitemap(ctx, child, targets, depth=depth + 1, seen=seen)
         elif kind != "urlset":
             raise SourceUnavailableError(f"sitemap {url}: expected <urlset> or <sitemapindex>")
+
+
+def _entities_refused(url: str, error: DefusedXmlException) -> str:
+    """The one-line reason for a sitemap that declares entities (``error`` names one)."""
+    name = getattr(error, "name", None)
+    what = f"the entity {name!r}" if name else "an entity"
+    return (
+        f"sitemap {url}: declares {what} (a sitemap needs none; entities can expand into "
+        "gigabytes or read other files); refused (nothing was removed)"
+    )
 
 
 class _TooLarge(Exception):
