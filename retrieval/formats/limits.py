@@ -40,6 +40,11 @@ class FileLimits:
     """Uncompressed size of the members of a ZIP-based format (DOCX, PPTX, XLSX, HWPX)."""
     max_members: int = 10_000
     """Members of a ZIP-based format."""
+    max_page_objects: int = 50_000
+    """Glyphs, paths, images and figures drawn on one PDF page (a dense text page has a few
+    thousand; one small page can draw millions, each a Python object)."""
+    max_page_content_bytes: int = 16_000_000
+    """Decoded bytes of one PDF page's content streams, its forms' each time drawn included."""
 
 
 class Deadline:

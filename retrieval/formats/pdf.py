@@ -16,8 +16,10 @@ from __future__ import annotations
 import io
 import itertools
 import statistics
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from pdfminer.converter import PDFPageAggregator
 from pdfminer.layout import (
@@ -34,7 +36,7 @@ from pdfminer.pdfdocument import PDFDocument, PDFPasswordIncorrect
 from pdfminer.pdfinterp import PDFPageInterpreter, PDFResourceManager
 from pdfminer.pdfpage import PDFPage
 from pdfminer.pdfparser import PDFParser
-from pdfminer.pdftypes import resolve1
+from pdfminer.pdftypes import PDFStream, list_value, resolve1, stream_value
 from pdfminer.utils import decode_text
 
 from retrieval.errors import BadDocumentError
@@ -102,8 +104,9 @@ def _page_texts(
     # pdfminer's 0.5 splits text set at 1.15-1.5 line spacing (gaps of 0.5-0.9 heights) into
     # one box per line; such boxes are then ordered across columns line by line.
     laparams = LAParams(all_texts=True, line_margin=LINE_MARGIN)
-    device = PDFPageAggregator(resources, laparams=laparams)
-    interpreter = PDFPageInterpreter(resources, device)
+    device = _BoundedAggregator(resources, laparams=laparams, path=path, limits=limits)
+    device.deadline = deadline
+    interpreter = _BoundedInterpreter(resources, device)
     for number, page in enumerate(PDFPage.create_pages(document), start=1):
         if number > limits.max_pages:
             raise BadDocumentError(
@@ -113,6 +116,104 @@ def _page_texts(
         interpreter.process_page(page)
         layout = device.get_result()
         yield _layout_text(layout)
+
+
+class _BoundedAggregator(PDFPageAggregator):
+    """pdfminer's page aggregator with a budget per page: one page's content stream can draw
+    millions of glyphs or paths from a few kilobytes (each a Python object, analysed as a
+    whole at the end of the page), or decode into gigabytes, and pdfminer has no limit of its
+    own. Objects drawn and content bytes decoded are counted as the page is interpreted (form
+    XObjects each time they are drawn, since their interpreters share this device), the
+    file's time limit is checked every thousand objects, and going over raises
+    :class:`BadDocumentError` naming the page and the limit."""
+
+    def __init__(
+        self, resources: PDFResourceManager, *, laparams: LAParams, path: Path, limits: FileLimits
+    ) -> None:
+        super().__init__(resources, laparams=laparams)
+        self._path = path
+        self._limits = limits
+        self.deadline: Deadline | None = None
+        self._page = 0
+        self._objects = 0
+        self._content = 0
+
+    def begin_page(self, page: PDFPage, ctm: Any) -> None:
+        self._page += 1
+        self._objects = 0
+        self._content = 0
+        super().begin_page(page, ctm)
+
+    def count_object(self) -> None:
+        """One more object drawn on this page."""
+        self._objects += 1
+        if self._objects % 1000 == 0 and self.deadline is not None:
+            self.deadline.check()
+        if self._objects > self._limits.max_page_objects:
+            raise BadDocumentError(
+                f"{self._path}: page {self._page} draws over {self._limits.max_page_objects:,} "
+                "glyphs, paths and images, over the limit per page; split or re-export it"
+            )
+
+    def take_content(self, stream: PDFStream) -> None:
+        """Count a content stream's decoded size before pdfminer decodes it whole."""
+        left = self._limits.max_page_content_bytes - self._content
+        self._content += _decoded_size(stream, left)
+        if self._content > self._limits.max_page_content_bytes:
+            raise BadDocumentError(
+                f"{self._path}: page {self._page} has over "
+                f"{self._limits.max_page_content_bytes:,} bytes of drawing instructions, over "
+                "the limit per page; split or re-export it"
+            )
+
+    def render_char(self, *args: Any, **kwargs: Any) -> float:
+        self.count_object()
+        return float(super().render_char(*args, **kwargs))
+
+    def paint_path(self, *args: Any, **kwargs: Any) -> None:
+        self.count_object()
+        super().paint_path(*args, **kwargs)
+
+    def render_image(self, *args: Any, **kwargs: Any) -> None:
+        self.count_object()
+        super().render_image(*args, **kwargs)
+
+    def begin_figure(self, *args: Any, **kwargs: Any) -> None:
+        self.count_object()
+        super().begin_figure(*args, **kwargs)
+
+
+class _BoundedInterpreter(PDFPageInterpreter):
+    """Counts each content stream (the page's and every form's) against the page's budget
+    before interpreting it; form XObjects get interpreters of this class too (``dup``)."""
+
+    device: _BoundedAggregator
+
+    def render_contents(
+        self, resources: dict[object, object], streams: Sequence[object], ctm: Any = None
+    ) -> None:
+        for stream in list_value(streams):
+            value = stream_value(stream)
+            self.device.take_content(value)
+        if ctm is None:
+            super().render_contents(resources, streams)
+        else:
+            super().render_contents(resources, streams, ctm=ctm)
+
+
+def _decoded_size(stream: PDFStream, cap: int) -> int:
+    """A content stream's decoded size, or a number over ``cap`` once it is over: FlateDecode
+    streams (what generators write, and what a bomb uses) are inflated at most ``cap + 1``
+    bytes; other filters are decoded by pdfminer (their output is cached for the page)."""
+    filters = stream.get_filters()
+    names = [getattr(name, "name", name) for name, _ in filters]
+    if names == ["FlateDecode"] and stream.rawdata is not None:
+        inflater = zlib.decompressobj()
+        try:
+            return len(inflater.decompress(stream.rawdata, max(cap, 0) + 1))
+        except zlib.error:
+            return 0  # pdfminer reports (or tolerates) a broken stream itself
+    return len(stream.get_data())
 
 
 def _layout_text(layout: LTPage) -> str:
