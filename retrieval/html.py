@@ -165,8 +165,11 @@ def _extract(
             return ("ok", "", "")
         return ("bad", f"not readable as HTML ({' '.join(str(e).split())[:200]})")
     for entry in parser.error_log:
-        if entry.type_name == "ERR_RESOURCE_LIMIT" or "excessive depth" in entry.message.lower():
+        message = " ".join(entry.message.split())
+        if "excessive depth" in message.lower():
             return ("bad", f"elements nested over {max_depth} levels deep; leave it out")
+        if entry.type_name == "ERR_RESOURCE_LIMIT":  # e.g. a text node too large for libxml2
+            return ("bad", f"over the HTML parser's limits ({message[:120]}); leave it out")
     depth, elements = _shape(root)
     if depth > max_depth:
         return ("bad", f"elements nested {depth} levels deep, over the limit of {max_depth}")
