@@ -252,6 +252,18 @@ def test_deep_nesting_is_refused_in_one_line_naming_the_page(html: str) -> None:
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.parametrize("where", ["paragraph", "attribute"])
+def test_a_huge_flat_node_is_refused_for_what_it_is_not_as_nesting(where: str) -> None:
+    """One text node or attribute past libxml2's 10 MB buffer: the reason names that limit."""
+    huge = "x" * 11_000_000
+    body = f"<p>{huge}</p>" if where == "paragraph" else f'<p title="{huge}">short</p>'
+    with pytest.raises(BadDocumentError) as raised:
+        extract_main_text(page(body), name="docs/flat.html")
+    message = str(raised.value)
+    assert message.startswith("docs/flat.html: ") and "\n" not in message
+    assert "nested" not in message
+
+
 def test_nesting_just_under_the_limit_is_read() -> None:
     html = "<html><body>" + "<div>" * 200 + "<p>Deep but fine text.</p>" + "</div>" * 200
     assert "Deep but fine text." in extract(html + "</body></html>")
