@@ -520,12 +520,18 @@ class ConversationService:
         *,
         thread_id: str,
         reply_message_id: str,
-    ) -> int:
-        """Store the answer as an interaction and remember where it was posted."""
+    ) -> int | None:
+        """Store the answer as an interaction and remember where it was posted.
+
+        None, with nothing stored or remembered, when ``workspace`` was deleted while the
+        answer was being made (even if a workspace of the same name exists again: the check is
+        by its never-reused tenant, see :class:`feedback.store.AnswerRecord`).
+        """
         interaction_id = self._feedback.record_answer(
             answer_record(
                 answer,
                 workspace=workspace.name,
+                tenant=workspace.tenant,
                 platform=message.platform,
                 question=message.text,
                 user_id=f"{message.platform}:{message.team_id}:{message.user_id}",
@@ -534,6 +540,8 @@ class ConversationService:
                 message_id=message.message_id,
             )
         )
+        if interaction_id is None:
+            return None
         self.remember_reply(
             message.platform,
             message.team_id,

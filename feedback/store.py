@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -34,6 +35,9 @@ from feedback.errors import FeedbackError
 from feedback.models import Interaction, Rating, RatingEvent, ReferenceAnswer, Signal
 from retrieval.chain import Answer, Source
 from retrieval.store import SearchResult
+from retrieval.workspaces import Workspace
+
+logger = logging.getLogger(__name__)
 
 # Concurrent writers that collide on a unique constraint retry this often before giving up.
 _ATTEMPTS = 5
@@ -41,7 +45,14 @@ _ATTEMPTS = 5
 
 @dataclass(frozen=True, slots=True)
 class AnswerRecord:
-    """An answer as it was given, with what was retrieved for it and the prompt it came from."""
+    """An answer as it was given, with what was retrieved for it and the prompt it came from.
+
+    ``tenant``: the tenant of the workspace the answer was made from (``WorkspaceInfo.tenant``,
+    never reused). When given, the answer is stored only while the workspace registered as
+    ``workspace`` still has that tenant, so an answer that was still being generated while its
+    workspace was deleted (and perhaps created again under the same name) is never stored into
+    a workspace it did not come from. None stores it unchecked (imports, tests).
+    """
 
     workspace: str
     platform: str
@@ -59,6 +70,7 @@ class AnswerRecord:
     sources: list[dict[str, object]] = field(default_factory=list)
     prompt_messages: list[dict[str, str]] = field(default_factory=list)
     found: bool = True
+    tenant: str | None = None
 
 
 def retrieved_snapshot(results: Sequence[SearchResult]) -> list[dict[str, object]]:
@@ -96,8 +108,12 @@ def answer_record(
     channel_id: str = "",
     thread_id: str = "",
     message_id: str = "",
+    tenant: str | None = None,
 ) -> AnswerRecord:
-    """The record of ``answer``: one place that decides what of an answer is kept."""
+    """The record of ``answer``: one place that decides what of an answer is kept.
+
+    ``tenant``: the tenant of the workspace it was answered from (see :class:`AnswerRecord`).
+    """
     return AnswerRecord(
         workspace=workspace,
         platform=platform,
@@ -115,6 +131,7 @@ def answer_record(
         sources=sources_snapshot(answer.sources),
         prompt_messages=list(answer.prompt_messages),
         found=answer.found,
+        tenant=tenant,
     )
 
 
@@ -126,7 +143,7 @@ class RateOutcome(StrEnum):
 
 
 class FeedbackSink(Protocol):
-    def record_answer(self, record: AnswerRecord) -> int: ...
+    def record_answer(self, record: AnswerRecord) -> int | None: ...
 
     def rate(
         self,
@@ -207,8 +224,17 @@ class SqlFeedbackStore:
             return ""
         return hmac.new(self._key, user_id.encode(), hashlib.sha256).hexdigest()
 
-    def record_answer(self, record: AnswerRecord) -> int:
-        """Store the answer; the same platform message recorded again returns the first id."""
+    def record_answer(self, record: AnswerRecord) -> int | None:
+        """Store the answer; the same platform message recorded again returns the first id.
+
+        None, with nothing stored (logged at INFO), when ``record.tenant`` is given and the
+        workspace named ``record.workspace`` is gone or is another one now (deleted and created
+        again while the answer was being generated). The check runs in the transaction that
+        inserts the row, after the insert, and holds the workspace row (``FOR SHARE`` on
+        PostgreSQL; SQLite's write lock is taken by the insert): a concurrent ``workspace
+        delete`` either sees the answer and deletes it with the workspace, or has committed
+        and the answer is not stored.
+        """
         row = Interaction(
             workspace=record.workspace,
             platform=record.platform,
@@ -231,6 +257,15 @@ class SqlFeedbackStore:
         with self._writing(), Session(self._engine) as session:
             session.add(row)
             try:
+                session.flush()
+                if record.tenant is not None and not self._still_registered(session, record):
+                    session.rollback()
+                    logger.info(
+                        "answer in workspace %r not recorded: the workspace was deleted "
+                        "while the answer was being made",
+                        record.workspace,
+                    )
+                    return None
                 session.commit()
             except IntegrityError:
                 session.rollback()
@@ -240,6 +275,16 @@ class SqlFeedbackStore:
                 return existing
             assert row.id is not None
             return row.id
+
+    @staticmethod
+    def _still_registered(session: Session, record: AnswerRecord) -> bool:
+        """Whether ``record.workspace`` is still the workspace with ``record.tenant``."""
+        tenant = session.exec(
+            select(Workspace.tenant)
+            .where(Workspace.name == record.workspace)
+            .with_for_update(read=True)
+        ).first()
+        return tenant == record.tenant
 
     @staticmethod
     def _recorded_id(session: Session, record: AnswerRecord) -> int | None:

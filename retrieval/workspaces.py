@@ -287,7 +287,12 @@ class WorkspaceRegistry:
         leftovers; :class:`UnknownWorkspaceError` when there are none either.
         """
         with Session(self._engine) as session:
-            row = session.exec(select(Workspace).where(Workspace.name == name)).first()
+            # Locked first: an answer being recorded for this workspace (which holds the row
+            # FOR SHARE, see feedback.store) either commits before and is deleted here, or
+            # waits and finds the workspace gone (PostgreSQL; SQLite has one writer anyway).
+            row = session.exec(
+                select(Workspace).where(Workspace.name == name).with_for_update()
+            ).first()
             if row is None:
                 counts = (
                     self._owned_rows.delete(session, WorkspaceKeys(name=name))

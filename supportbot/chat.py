@@ -27,7 +27,12 @@ def run_chat(
     console: Console,
     read: Callable[[str], str] = input,
 ) -> None:
-    """Run the chat until /quit or end of input."""
+    """Run the chat until /quit or end of input.
+
+    Raises :class:`~retrieval.errors.UnknownWorkspaceError` when there is no such workspace.
+    """
+    info = application.registry.get(workspace)  # its tenant: answers are stored only into it
+    workspace = info.name
     chain = application.answer_chain(workspace)
     feedback = application.feedback
     user = getpass.getuser()
@@ -53,9 +58,21 @@ def run_chat(
         history += [Turn("user", question), Turn("assistant", answer.text)]
         interaction_id = feedback.record_answer(
             answer_record(
-                answer, workspace=workspace, platform="terminal", question=question, user_id=user
+                answer,
+                workspace=workspace,
+                tenant=info.tenant,
+                platform="terminal",
+                question=question,
+                user_id=user,
             )
         )
+        if interaction_id is None:  # the workspace was deleted meanwhile: nothing to rate
+            console.print(
+                f"workspace {workspace} was deleted; this answer was not kept",
+                style="red",
+                markup=False,
+            )
+            return
         try:
             rating = read("rate this answer: [+] 👍  [-] 👎  [Enter] skip > ").strip().lower()
         except (EOFError, KeyboardInterrupt):

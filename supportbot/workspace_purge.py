@@ -9,6 +9,8 @@ interactions (answers)      ``interaction.workspace`` = its name
 ratings, rating events      their interaction is one of its answers
 signals (read from chat)    ``signal.workspace`` = its name, or their interaction is one
                             of its answers
+reference answers           ``reference_answer.workspace`` = its name, or their
+(teammates' replies)        interaction is one of its answers
 verified answers            ``verified_answer.workspace`` = its name
 evaluation runs, FAQ        ``eval_run.workspace`` / ``gap_draft.workspace`` = its name
 drafts
@@ -43,7 +45,14 @@ from sqlmodel import Session, col
 from bot.models import BotReply, ChannelSetting, DirectMessageChoice
 from bot.slack.models import SlackBotInstallation, SlackInstallation
 from feedback.learning_models import EvalRun, GapDraft
-from feedback.models import Interaction, Rating, RatingEvent, Signal, VerifiedAnswer
+from feedback.models import (
+    Interaction,
+    Rating,
+    RatingEvent,
+    ReferenceAnswer,
+    Signal,
+    VerifiedAnswer,
+)
 from retrieval.workspaces import IdentityKind, PlatformIdentity, WorkspaceKeys
 from sync.models import SyncDocument, SyncRun, SyncSource
 
@@ -83,6 +92,15 @@ class WorkspaceOwnedRows:
             "signals",
             delete(Signal).where(
                 or_(col(Signal.workspace) == keys.name, col(Signal.interaction_id).in_(answers))
+            ),
+        )
+        run(
+            "reference answers",
+            delete(ReferenceAnswer).where(
+                or_(
+                    col(ReferenceAnswer.workspace) == keys.name,
+                    col(ReferenceAnswer.interaction_id).in_(answers),
+                )
             ),
         )
         run(
