@@ -91,6 +91,10 @@ def _main(ctx: typer.Context) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     install_redaction(settings.secret_values())  # no token in any log line, at any level
+    # pdfminer warns about every imperfect font it meets (e.g. "Could not get FontBBox"): the
+    # text still comes out, and the user cannot act on it. Its errors still show.
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("pdfminer").setLevel(logging.ERROR)
     ctx.obj = settings
 
 
