@@ -709,6 +709,34 @@ def test_output_over_the_limit_is_refused(tmp_path: Path) -> None:
     assert "over the limit of 10,000 characters" in _one_line(caught.value, path)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_a_table_whose_cells_are_over_the_output_limit_is_refused_before_it_is_built(
+    tmp_path: Path, suffix: str
+) -> None:
+    """Every cell reaches the Markdown table, so a huge table is refused from its cells alone
+    (building it first had cost 670 MB and 6 s for 20 MB of CSV)."""
+    separator = "\t" if suffix == ".tsv" else ","
+    path = tmp_path / f"rows{suffix}"
+    rows = "".join(f"{i}{separator}item {i}{separator}{i * 3}\n" for i in range(100_000))
+    path.write_text(f"id{separator}name{separator}value\n{rows}", encoding="utf-8")
+    tracemalloc.start()
+    started = time.monotonic()
+    with pytest.raises(BadDocumentError) as caught:
+        load_file(path, limits=FileLimits(max_output_chars=1_000_000))
+    elapsed = time.monotonic() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert "over the limit of 1,000,000 characters" in _one_line(caught.value, path)
+    assert elapsed < 5 and peak < 40_000_000
+
+
+def test_a_table_just_under_the_output_limit_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("id,name\n" + "".join(f"{i},item {i}\n" for i in range(200)))
+    doc = load_file(path, limits=FileLimits(max_output_chars=20_000))
+    assert "| 199 | item 199 |" in doc.text
+
+
 def test_supported_suffixes_include_the_office_and_hangul_formats() -> None:
     assert {".docx", ".pptx", ".xlsx", ".csv", ".hwpx", ".hwp", ".pdf"} <= SUPPORTED_SUFFIXES
 
