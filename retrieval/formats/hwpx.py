@@ -14,7 +14,6 @@ shapes become ``-`` items; tables become Markdown tables; text boxes' paragraphs
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
 import zipfile
@@ -26,7 +25,7 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeET
 
 from retrieval.errors import BadDocumentError
-from retrieval.formats.limits import Deadline, FileLimits, check_no_dtd, check_zip
+from retrieval.formats.limits import Deadline, FileLimits, open_package
 
 __all__ = ["hwpx_to_text", "markdown_table"]
 
@@ -51,15 +50,9 @@ class _Header:
 def hwpx_to_text(path: Path, data: bytes, limits: FileLimits) -> tuple[str, str]:
     """``(title, text)`` of an HWPX file; raises :class:`BadDocumentError` naming the file."""
     deadline = Deadline(path, limits)
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise BadDocumentError(
-            f"{path}: not an HWPX document (not a ZIP package: {e}); re-save it as .hwpx"
-        ) from e
-    with archive:
-        check_zip(path, archive, limits)
-        check_no_dtd(path, archive)
+    with open_package(
+        path, data, limits, what="an HWPX document", advice="re-save it as .hwpx"
+    ) as archive:
         try:
             title, sections = _package(archive)
             if not sections:

@@ -11,6 +11,7 @@ The time limit is cooperative: converters check it between pages, slides, sectio
 
 from __future__ import annotations
 
+import io
 import time
 import xml.parsers.expat
 import zipfile
@@ -19,7 +20,14 @@ from pathlib import Path
 
 from retrieval.errors import BadDocumentError
 
-__all__ = ["Deadline", "FileLimits", "check_no_dtd", "check_output", "check_zip"]
+__all__ = [
+    "Deadline",
+    "FileLimits",
+    "check_no_dtd",
+    "check_output",
+    "check_zip",
+    "open_package",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,29 @@ def check_output(path: Path, text: str, limits: FileLimits) -> None:
             f"{path}: a line of {longest:,} characters, over the limit of "
             f"{limits.max_line_chars:,}; this looks like data, not prose: leave it out"
         )
+
+
+def open_package(
+    path: Path, data: bytes, limits: FileLimits, *, what: str, advice: str
+) -> zipfile.ZipFile:
+    """A ZIP-based document (Office, HWPX) opened and checked before any reader sees it.
+
+    Every such reader needs both checks: :func:`check_zip` (zip bombs) and
+    :func:`check_no_dtd` (entity expansion). ``what`` names the format and ``advice`` says
+    what to do, in the error for a file that is no ZIP package. The caller closes the
+    archive (``with open_package(...) as archive``). Raises :class:`BadDocumentError`.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise BadDocumentError(f"{path}: not {what} (not a ZIP package: {e}); {advice}") from e
+    try:
+        check_zip(path, archive, limits)
+        check_no_dtd(path, archive)
+    except BaseException:
+        archive.close()
+        raise
+    return archive
 
 
 def check_zip(path: Path, archive: zipfile.ZipFile, limits: FileLimits) -> None:

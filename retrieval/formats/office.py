@@ -24,7 +24,7 @@ from typing import Any
 import defusedxml.ElementTree as SafeET
 
 from retrieval.errors import BadDocumentError
-from retrieval.formats.limits import Deadline, FileLimits, check_no_dtd, check_zip
+from retrieval.formats.limits import Deadline, FileLimits, open_package
 from retrieval.formats.xlsx import xlsx_to_markdown
 
 __all__ = ["OFFICE_SUFFIXES", "csv_to_text", "office_to_text"]
@@ -49,15 +49,9 @@ def office_to_text(path: Path, data: bytes, limits: FileLimits) -> tuple[str, st
     suffix = path.suffix.lower()
     what = _NAMES[suffix]
     deadline = Deadline(path, limits)
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise BadDocumentError(
-            f"{path}: not a {what} (not a ZIP package: {e}); re-save it from its program"
-        ) from e
-    with archive:
-        check_zip(path, archive, limits)
-        check_no_dtd(path, archive)
+    with open_package(
+        path, data, limits, what=f"a {what}", advice="re-save it from its program"
+    ) as archive:
         title = _core_title(archive)
     if suffix == ".xlsx":
         markdown = xlsx_to_markdown(path, data, limits, deadline)
