@@ -55,15 +55,9 @@ TEAMMATE_REPLY = (
 @pytest.fixture(scope="module")
 def llm_server() -> Iterator[OpenAIChatSimulator]:
     with OpenAIChatSimulator(api_key="k") as server:
-        server.responder = _condensing
+        # The stand-in model; it also rewrites a follow-up as a standalone question (as asked).
+        server.responder = default_responder
         yield server
-
-
-def _condensing(messages: list[dict[str, Any]]) -> str:
-    """The stand-in model, also able to rewrite a follow-up as a standalone question."""
-    if "standalone question" in str(messages[0].get("content", "")):
-        return default_responder(messages)  # the last message, as asked
-    return default_responder(messages)
 
 
 @pytest.fixture(scope="module")
