@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -76,10 +76,19 @@ def promote(
     *,
     force: bool = False,
     clock: Callable[[], datetime],
+    text: str | None = None,
 ) -> Promotion:
-    """Write the answer into its workspace's knowledge as a verified answer."""
+    """Write the answer into its workspace's knowledge as a verified answer.
+
+    ``text``: the right answer as a reviewer wrote or edited it (the web console's review
+    queue), published instead of the bot's; a reviewer vouches for it, so it needs no 👍.
+    """
     answer = _answer(engine, interaction_id)
-    if not force:
+    if text is not None:
+        if not text.strip():
+            raise FeedbackError(f"no answer written for answer {interaction_id}; nothing published")
+        answer = replace(answer, answer=text.strip())
+    elif not force:
         if not answer.found:
             raise FeedbackError(
                 f"answer {interaction_id} is a 'not found' answer, nothing to verify; "

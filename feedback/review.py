@@ -4,6 +4,7 @@ still went wrong)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,14 +49,17 @@ def disliked_answers(
     limit: int = 20,
     known_workspaces: set[str],
     scrub: Scrubber | None = None,
+    also: Collection[int] = (),
 ) -> list[ReviewItem]:
     """Answers with at least one 👎, the most disliked (by net rating) and newest first.
 
+    ``also``: ids of further answers of the workspace to include (the web console's review
+    queue adds those whose signals were negative, :mod:`feedback.signals`).
     The texts (question, answer, retrieved passages) go through ``scrub`` (default: the
     default :class:`~feedback.pii.Scrubber`, as exports): a review is read by people who
     need the failure, not the user's card number."""
     require_workspace(engine, workspace, known_workspaces)
-    answers = [a for a in load_answers(engine, workspace) if a.dislikes]
+    answers = [a for a in load_answers(engine, workspace) if a.dislikes or a.id in also]
     answers.sort(key=lambda a: (a.net, -a.created_at.timestamp(), -a.id))
     scrub = scrub or Scrubber()
     return [_item(_scrubbed(a, scrub), min_relevance) for a in answers[:limit]]
