@@ -36,6 +36,8 @@ def target_metadata() -> MetaData:
     """Every table model of the project, registered by importing its module."""
     import bot.models
     import bot.slack.models  # noqa: F401
+    import bot.slack.prompts  # noqa: F401
+    import console.models  # noqa: F401
     import feedback.learning_models
     import feedback.models  # noqa: F401
     import retrieval.workspaces  # noqa: F401
