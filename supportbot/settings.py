@@ -253,6 +253,28 @@ class Settings(BaseSettings):
         default=2048.0, gt=0, validation_alias=AliasChoices("SYNC_MAX_MB_PER_SYNC")
     )
 
+    # --- web console (see README "Web console") ------------------------------------------------
+    # Signs the console's CSRF tokens and Slack sign-in state; unset: derived from
+    # SUPPORTBOT_SECRET_KEY (or the key generated in the data directory).
+    console_secret_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("CONSOLE_SECRET_KEY")
+    )
+    console_session_hours: float = Field(
+        default=12.0, gt=0, validation_alias=AliasChoices("CONSOLE_SESSION_HOURS")
+    )
+    # Off only to serve the console over plain HTTP to other machines (browsers send Secure
+    # cookies to https:// addresses and to localhost only).
+    console_secure_cookies: bool = Field(
+        default=True, validation_alias=AliasChoices("CONSOLE_SECURE_COOKIES")
+    )
+    # Failed sign-ins allowed per account and per client address within 15 minutes.
+    console_login_attempts: int = Field(
+        default=5, ge=1, validation_alias=AliasChoices("CONSOLE_LOGIN_ATTEMPTS")
+    )
+    console_login_attempts_per_ip: int = Field(
+        default=20, ge=1, validation_alias=AliasChoices("CONSOLE_LOGIN_ATTEMPTS_PER_IP")
+    )
+
     @field_validator("hybrid_alpha", "min_relevance")
     @classmethod
     def _unit_interval(cls, value: float) -> float:
