@@ -203,6 +203,56 @@ async def _delete_workspace(application: App, name: str) -> dict[str, int]:
         ) from e
 
 
+@workspace_app.command("prompts")
+def workspace_prompts(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(help="Workspace (its exact name).", callback=workspace_name)
+    ],
+    prompts: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help='Up to 4 prompts, each "title=message" (title: the button, up to 75 '
+            "characters; message: the question it sends). They replace the current ones.",
+            show_default=False,
+        ),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove them: the built-in defaults are offered.")
+    ] = False,
+) -> None:
+    """Set, show or clear the suggested prompts Slack offers in a new chat with the bot.
+
+    With no prompts and no --clear, shows the current ones. Example:
+    supportbot workspace prompts acme "Reset my password=How do I reset my password?"
+    """
+    from bot.slack.prompts import PromptError, PromptStore, parse_prompt
+
+    if clear and prompts:
+        raise CliError("give prompts or --clear, not both")
+    try:
+        parsed = [parse_prompt(p) for p in prompts or []]
+        with _app(ctx) as application:
+            application.registry.get(name)  # an unknown name: one line naming look-alikes
+            store = PromptStore(application.engine)
+            if clear:
+                removed = store.clear(name)
+                out.print(f"{name}: {removed} suggested prompts removed; the defaults are offered")
+                return
+            if parsed:
+                store.set(name, parsed)
+            current = store.get(name)
+    except PromptError as e:
+        raise CliError(str(e)) from e
+    if not current:
+        out.print(f"{name}: no suggested prompts set; the defaults are offered", markup=False)
+        return
+    verb = "set" if parsed else "has"
+    out.print(f"{name} {verb} {len(current)} suggested prompts:", markup=False, highlight=False)
+    for prompt in current:
+        out.print(f"  {prompt.title} = {prompt.message}", markup=False, highlight=False)
+
+
 @workspace_app.command("reindex")
 def workspace_reindex(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="Workspace to re-embed.")]

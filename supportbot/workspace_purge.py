@@ -23,6 +23,7 @@ Slack installations         their team is one of its Slack teams, or their Enter
                             workspace maps by team id are left to that workspace)
 sources, credentials, sync  ``sync_source.workspace_id`` = its id (credentials are a
 runs, documents, cursors    column of the source; runs and documents hang off sources)
+assistant prompts           ``assistant_prompt.workspace_id`` = its id
 ==========================  =========================================================
 
 :class:`WorkspaceOwnedRows` is the :class:`~retrieval.workspaces.OwnedRows` the registry calls
@@ -44,6 +45,7 @@ from sqlmodel import Session, col
 
 from bot.models import BotReply, ChannelSetting, DirectMessageChoice
 from bot.slack.models import SlackBotInstallation, SlackInstallation
+from bot.slack.prompts import AssistantPrompt
 from feedback.learning_models import EvalRun, GapDraft
 from feedback.models import (
     Interaction,
@@ -125,6 +127,10 @@ class WorkspaceOwnedRows:
             )
             run("sync runs", delete(SyncRun).where(col(SyncRun.source_id).in_(sources)))
             run("sources", delete(SyncSource).where(col(SyncSource.workspace_id) == keys.id))
+            run(
+                "assistant prompts",
+                delete(AssistantPrompt).where(col(AssistantPrompt.workspace_id) == keys.id),
+            )
         return counts
 
     @staticmethod

@@ -34,6 +34,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.engine import Engine
 
+from bot.slack.prompts import PromptStore, SuggestedPrompt
 from supportbot.app import App
 from tests.test_workspace_delete import (  # noqa: F401
     NOW,
@@ -62,6 +63,7 @@ def seed_all(app: App, name: str, code: str, tmp_path: Path) -> Seeded:  # noqa:
         event_at=NOW,
         author_id=f"U-teammate-{name}",
     )
+    PromptStore(app.engine).set(name, [SuggestedPrompt(f"{name} refunds", f"Refund code {code}?")])
     return seeded
 
 
