@@ -80,7 +80,9 @@ overwrite, recorded), ``GET /channels/{c}``, ``GET|POST /channels/{c}/messages``
 ``POST /channels/{c}/threads``, ``POST /channels/{c}/messages/{m}/threads``,
 ``PUT /channels/{t}/thread-members/@me``, ``GET /guilds/{g}``, ``GET /guilds/{g}/channels``,
 ``GET /guilds/{g}/roles``, ``GET /guilds/{g}/members/{u}`` (404 code 10007 "Unknown Member"
-for a non-member), ``POST /interactions/{id}/{token}/callback``, ``POST /webhooks/{app}/{token}``
+for a non-member), ``PATCH /channels/{thread}`` (a thread's name, archived/locked and a forum
+post's ``applied_tags``: at most 5 of the forum's tags, Manage Threads unless the bot owns the
+thread; echoed as THREAD_UPDATE), ``POST /interactions/{id}/{token}/callback``, ``POST /webhooks/{app}/{token}``
 and ``GET|PATCH|DELETE /webhooks/{app}/{token}/messages/{m|@original}``. Anything else: 404
 ``{"message": "404: Not Found", "code": 0}`` (405 for a known path with another method),
 recorded and listed by :meth:`unknown_calls`.
@@ -90,7 +92,16 @@ Channel, 10004 Unknown Guild, 10007 Unknown Member, 10008 Unknown Message, 10013
 10015 Unknown Webhook, 10062 Unknown interaction (also when the callback comes later than
 ``interaction_deadline``, 3 s like Discord), 40060 already acknowledged, 50005 editing another
 user's message, 50006 empty message, 50007 DMs refused (:meth:`refuse_dms`), 50035 Invalid Form
-Body (content over 2000 characters, more than 10 embeds, a reply to an unknown message...).
+Body (content over 2000 characters, more than 10 embeds, a reply to an unknown message,
+``components`` that are not action rows of buttons/one select, a button without its
+``custom_id`` or with one over 100 characters or used twice...).
+
+Forums: :meth:`add_forum` (type 15 with ``available_tags``) and :meth:`forum_post`, a user's
+new post as Discord sends it: THREAD_CREATE (a public thread whose parent is the forum, with
+``applied_tags``) then MESSAGE_CREATE of its starter message (same id as the thread, in the
+thread). Slash-command registration can be switched to fail in the ways of
+:data:`COMMAND_REGISTRATION_FAILURES` (:attr:`command_registration_failure`).
+Interaction members carry the permissions of their roles (:meth:`permissions`).
 
 Success answers carry ``X-RateLimit-Limit/Remaining/Reset/Reset-After/Bucket`` from real
 per-route buckets (``bucket_limit`` calls per ``bucket_reset_after`` seconds per route and
@@ -160,6 +171,7 @@ from aiohttp import WSMsgType, web
 
 __all__ = [
     "API_PREFIX",
+    "COMMAND_REGISTRATION_FAILURES",
     "DEFAULT_BOT_ID",
     "DEFAULT_TOKEN",
     "PRIVILEGED_INTENTS",
@@ -207,6 +219,38 @@ _MENTION_ROLE = re.compile(r"<@&(\d+)>")
 _SNOWFLAKE = re.compile(r"^\d{1,20}$")
 # Application command names: lower-case letters of any script, digits, - _ ' (Discord's rule).
 _COMMAND_NAME = re.compile(r"^[-_'\w]{1,32}$")
+
+
+# The switchable ways command registration fails (:attr:`DiscordSimulator.command_registration_
+# failure`): (status, body); a str body goes out as text/plain, like a proxy's error page.
+COMMAND_REGISTRATION_FAILURES: dict[str, tuple[int, Any]] = {
+    # Discord refuses the body (discord.py: CommandSyncFailure, an HTTPException).
+    "invalid_form": (
+        400,
+        {
+            "message": "Invalid Form Body",
+            "code": 50035,
+            "errors": {
+                "0": {
+                    "name": {
+                        "_errors": [
+                            {
+                                "code": "APPLICATION_COMMAND_INVALID_NAME",
+                                "message": "Command name is invalid",
+                            }
+                        ]
+                    }
+                }
+            },
+        },
+    ),
+    "forbidden": (403, {"message": "Missing Access", "code": 50001}),
+    "unavailable": (503, {"message": "503: Service Unavailable", "code": 0}),
+    # 2xx bodies that are not the list of commands discord.py expects.
+    "not_json": (200, "<html><body><h1>502 Bad Gateway</h1></body></html>"),
+    "wrong_shape": (200, {"commands": [], "message": "ok"}),
+    "missing_fields": (200, [{"name": "ask"}, {"name": "workspace"}]),
+}
 
 
 class Intent(enum.IntFlag):
@@ -268,6 +312,15 @@ _REACTION_EVENTS = frozenset(
 # Callback types of POST /interactions/{id}/{token}/callback.
 _PONG, _MESSAGE, _DEFERRED_MESSAGE, _DEFERRED_UPDATE, _UPDATE_MESSAGE = 1, 4, 5, 6, 7
 _FLAG_EPHEMERAL, _FLAG_LOADING, _FLAG_HAS_THREAD = 64, 128, 32
+_ADMINISTRATOR, _MANAGE_THREADS = 1 << 3, 1 << 34
+MAX_APPLIED_TAGS = 5  # tags on one forum post
+MAX_FORUM_TAGS = 20  # tags a forum offers
+_FORUM_TYPES = (15, 16)  # forum, media
+# Message components (the classic ones a bot's message carries): rows of buttons or one select.
+_ACTION_ROW, _BUTTON = 1, 2
+_SELECTS = (3, 5, 6, 7, 8)
+_BUTTON_STYLES = (1, 2, 3, 4, 5, 6)  # primary, secondary, success, danger, link, premium
+_LINK_STYLE, _PREMIUM_STYLE = 5, 6
 
 
 # --------------------------------------------------------------------------- records
@@ -696,6 +749,108 @@ def load_shared_fixture(name: str, *, root: Path | None = None) -> dict[str, Any
 # --------------------------------------------------------------------------- the simulator
 
 
+def _component_errors(components: Any) -> dict[str, Any]:
+    """Discord's form errors for a message's ``components`` (classic layout), {} when valid.
+
+    Top level: at most 5 action rows (type 1). A row: 1-5 buttons, or exactly one select. A
+    button (type 2): a style 1-6; a link (5) has a ``url`` and no ``custom_id``, a premium
+    button (6) a ``sku_id``, any other a ``custom_id`` of 1-100 characters; a label of at most
+    80 characters, and a label or an emoji. ``custom_id`` is unique within the message.
+    """
+    if not isinstance(components, list):
+        return _field_error("LIST_TYPE_CONVERT", "Must be an array.")
+    if len(components) > 5:
+        return _field_error("BASE_TYPE_MAX_LENGTH", "Must be 5 or fewer in length.")
+    errors: dict[str, Any] = {}
+    seen: set[str] = set()
+    for r, row in enumerate(components):
+        if not isinstance(row, dict) or row.get("type") != _ACTION_ROW:
+            errors[str(r)] = _field_error(
+                "UNION_TYPE_CHOICES", 'Value of field "type" must be one of (1,).'
+            )
+            continue
+        children = row.get("components")
+        if not isinstance(children, list) or not 1 <= len(children) <= 5:
+            errors[str(r)] = {
+                "components": _field_error(
+                    "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length."
+                )
+            }
+            continue
+        kinds = [c.get("type") if isinstance(c, dict) else None for c in children]
+        if any(k in _SELECTS for k in kinds) and len(children) != 1:
+            errors[str(r)] = {
+                "components": _field_error(
+                    "COMPONENT_LAYOUT_WIDTH_EXCEEDED",
+                    "The specified component exceeds the maximum width",
+                )
+            }
+            continue
+        for c, child in enumerate(children):
+            problems: dict[str, Any] = {}
+            kind = kinds[c]
+            if kind not in (_BUTTON, *_SELECTS):
+                problems["type"] = _field_error(
+                    "UNION_TYPE_CHOICES", 'Value of field "type" must be one of (2, 3, 5, 6, 7, 8).'
+                )
+            elif kind == _BUTTON:
+                style = child.get("style")
+                custom_id = child.get("custom_id")
+                if style not in _BUTTON_STYLES:
+                    problems["style"] = _field_error(
+                        "BASE_TYPE_CHOICES", "Value must be one of {1, 2, 3, 4, 5, 6}."
+                    )
+                elif style == _LINK_STYLE:
+                    if not child.get("url"):
+                        problems["url"] = _field_error(
+                            "BUTTON_COMPONENT_URL_REQUIRED", "A url is required"
+                        )
+                    if custom_id is not None:
+                        problems["custom_id"] = _field_error(
+                            "BUTTON_COMPONENT_CUSTOM_ID_NOT_ALLOWED",
+                            "A custom id cannot be specified",
+                        )
+                elif style == _PREMIUM_STYLE:
+                    if not child.get("sku_id"):
+                        problems["sku_id"] = _field_error(
+                            "BUTTON_COMPONENT_SKU_ID_REQUIRED", "A sku id is required"
+                        )
+                elif not isinstance(custom_id, str) or not custom_id:
+                    problems["custom_id"] = _field_error(
+                        "BUTTON_COMPONENT_CUSTOM_ID_REQUIRED", "A custom id is required"
+                    )
+                label = child.get("label")
+                if isinstance(label, str) and len(label) > 80:
+                    problems["label"] = _field_error(
+                        "BASE_TYPE_MAX_LENGTH", "Must be 80 or fewer in length."
+                    )
+                if style in (1, 2, 3, 4) and not label and not child.get("emoji"):
+                    problems["label"] = _field_error(
+                        "BUTTON_COMPONENT_LABEL_OR_EMOJI_REQUIRED",
+                        "A label or an emoji is required",
+                    )
+            else:
+                custom_id = child.get("custom_id")
+                if not isinstance(custom_id, str) or not custom_id:
+                    problems["custom_id"] = _field_error(
+                        "BASE_TYPE_REQUIRED", "This field is required"
+                    )
+            custom_id = child.get("custom_id") if isinstance(child, dict) else None
+            if isinstance(custom_id, str):
+                if len(custom_id) > 100:
+                    problems["custom_id"] = _field_error(
+                        "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+                    )
+                elif custom_id in seen:
+                    problems["custom_id"] = _field_error(
+                        "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated"
+                    )
+                seen.add(custom_id)
+            if problems:
+                errors.setdefault(str(r), {}).setdefault("components", {})[str(c)] = problems
+    return errors
+
+
 class DiscordSimulator:
     """Local Discord (REST API v10 + Gateway) for tests; an async context manager.
 
@@ -759,6 +914,9 @@ class DiscordSimulator:
         """Seconds to wait before every REST answer; may be changed at any time."""
         self.ack_heartbeats = True
         """Whether op 1 is answered with op 11; set False to play a zombie connection."""
+        self.command_registration_failure: str | None = None
+        """How every bulk overwrite of commands (``PUT .../commands``) fails until set back to
+        None: one of :data:`COMMAND_REGISTRATION_FAILURES` (a switch, unlike :meth:`fail_next`)."""
         self.compression = compression
         self.verbose = verbose
         self._wall_clock = wall_clock
@@ -1156,6 +1314,88 @@ class DiscordSimulator:
         self._channels[thread["id"]] = thread
         return _deep_copy(thread)
 
+    def add_forum(
+        self,
+        guild_id: str,
+        channel_id: str,
+        name: str,
+        *,
+        tags: Iterable[Mapping[str, Any]] = (),
+        type: int = 15,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Add a forum channel (type 15; 16 media) offering ``tags`` (ForumTagResponse objects:
+        ``{"id", "name", "moderated"?, "emoji_id"?, "emoji_name"?}``, at most 20)."""
+        available = [
+            {
+                "id": str(tag["id"]),
+                "name": str(tag["name"]),
+                "moderated": bool(tag.get("moderated", False)),
+                "emoji_id": tag.get("emoji_id"),
+                "emoji_name": tag.get("emoji_name"),
+            }
+            for tag in tags
+        ]
+        if len(available) > MAX_FORUM_TAGS:
+            raise ValueError(f"a forum offers at most {MAX_FORUM_TAGS} tags")
+        fields = {
+            "available_tags": available,
+            "default_reaction_emoji": None,
+            "default_thread_rate_limit_per_user": 0,
+            "default_sort_order": None,
+            "default_forum_layout": 0,
+            "template": "",
+            **extra,
+        }
+        return self.add_channel(guild_id, channel_id, name, type=type, **fields)
+
+    def forum_post(
+        self,
+        forum_id: str,
+        author: str | Mapping[str, Any],
+        title: str,
+        content: str,
+        *,
+        applied_tags: Sequence[str] = (),
+        post_id: str | None = None,
+        mention_bot: bool = False,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A user's new post in a forum: the ``d`` of THREAD_CREATE and of MESSAGE_CREATE.
+
+        Dispatch them in that order, as Discord does. The post is a public thread (type 11)
+        whose parent is the forum, owned by the author, with ``applied_tags`` (ids of the
+        forum's tags, at most 5); its starter message has the thread's id and is in the
+        thread. The thread is known to the simulator from now on (REST can read it).
+        """
+        forum = self._channel(forum_id)
+        if forum["type"] not in _FORUM_TYPES:
+            raise KeyError(f"channel {forum_id!r} is not a forum")
+        known = {tag["id"] for tag in forum.get("available_tags", [])}
+        tags = [str(t) for t in applied_tags]
+        if len(tags) > MAX_APPLIED_TAGS or not set(tags) <= known:
+            raise ValueError(f"a post takes at most {MAX_APPLIED_TAGS} of the forum's tags")
+        owner = self._resolve_user(author)
+        thread = self._thread_object(forum, str(post_id or self.new_id()), title, owner["id"], 11)
+        thread.update(applied_tags=tags, last_message_id=thread["id"])
+        thread["thread_metadata"]["auto_archive_duration"] = 4320
+        self._channels[thread["id"]] = _deep_copy(thread)
+        starter = self.message_create(
+            thread["id"], owner, content, message_id=thread["id"], mention_bot=mention_bot
+        )
+        forum["last_message_id"] = thread["id"]
+        return {**thread, "newly_created": True}, starter
+
+    def permissions(self, guild_id: str, user_id: str) -> int:
+        """A member's guild permissions: @everyone's and their roles' (all for ADMINISTRATOR)."""
+        guild = self._guilds[str(guild_id)]
+        member = self._members.get(str(guild_id), {}).get(str(user_id)) or {}
+        wanted = {str(guild_id), *(str(r) for r in member.get("roles", []))}
+        value = 0
+        for role in guild["roles"]:
+            if role["id"] in wanted:
+                value |= int(role.get("permissions") or 0)
+        return (1 << 53) - 1 if value & _ADMINISTRATOR else value
+
     def _thread_object(
         self, parent: Mapping[str, Any], thread_id: str, name: str, owner_id: str, type: int
     ) -> dict[str, Any]:
@@ -1523,7 +1763,7 @@ class DiscordSimulator:
         if guild_id:
             guild = self._guilds[guild_id]
             member = self._member_view(guild_id, resolved_user["id"], with_user=True)
-            member["permissions"] = EVERYONE_PERMISSIONS
+            member["permissions"] = str(self.permissions(guild_id, resolved_user["id"]))
             channel_view["permissions"] = EVERYONE_PERMISSIONS
             payload.update(
                 guild_id=guild_id,
@@ -2411,7 +2651,7 @@ class DiscordSimulator:
             self._count_reaction(data, +1)
         elif event == "MESSAGE_REACTION_REMOVE":
             self._count_reaction(data, -1)
-        elif event in ("THREAD_CREATE", "CHANNEL_CREATE") and data.get("guild_id"):
+        elif event in ("THREAD_CREATE", "THREAD_UPDATE", "CHANNEL_CREATE") and data.get("guild_id"):
             channel = {k: _deep_copy(v) for k, v in data.items() if k != "newly_created"}
             self._channels[str(data["id"])] = channel
         elif event in ("THREAD_DELETE", "CHANNEL_DELETE"):
@@ -2495,6 +2735,7 @@ class DiscordSimulator:
             route("GET", apps + "/guilds/{guild_id}/commands", self._r_get_commands),
             route("PUT", apps + "/guilds/{guild_id}/commands", self._r_put_commands),
             route("GET", c, self._r_channel),
+            route("PATCH", c, self._r_modify_channel),
             route("GET", c + "/messages", self._r_history),
             route("POST", c + "/messages", self._r_create_message),
             route("GET", m, self._r_get_message),
@@ -2851,6 +3092,9 @@ class DiscordSimulator:
 
     async def _r_put_commands(self, request: _Request) -> tuple[int, Any]:
         guild_id = self._check_application(request)
+        failure = self.command_registration_failure
+        if failure is not None:
+            return COMMAND_REGISTRATION_FAILURES[failure]
         if not isinstance(request.body, list):
             raise _form_error(
                 {"_errors": [{"code": "LIST_TYPE_CONVERT", "message": "Must be an array."}]}
@@ -2914,6 +3158,64 @@ class DiscordSimulator:
 
     async def _r_channel(self, request: _Request) -> tuple[int, Any]:
         return 200, _deep_copy(self._channel_or_404(request.params["channel_id"]))
+
+    async def _r_modify_channel(self, request: _Request) -> tuple[int, Any]:
+        """Modify a thread (name, archived, locked, auto_archive_duration, applied_tags...).
+
+        As on Discord: the bot needs MANAGE_THREADS unless it owns the thread (403 50013);
+        ``applied_tags`` are only for posts in a forum, at most 5, each one of the forum's
+        tags (400 50035 otherwise), and a moderated tag needs MANAGE_THREADS. Other channels
+        are not modelled (400 50024). The change is echoed as THREAD_UPDATE.
+        """
+        thread = self._channel_or_404(request.params["channel_id"])
+        if thread["type"] not in (10, 11, 12):
+            raise _ApiError(400, 50024, "Cannot execute action on this channel type")
+        body = self._object_body(request)
+        manages = bool(self.permissions(thread["guild_id"], self.bot_id) & _MANAGE_THREADS)
+        if thread["owner_id"] != self.bot_id and not manages:
+            raise _ApiError(403, 50013, "Missing Permissions")
+        parent = self._channels.get(str(thread.get("parent_id")), {})
+        errors: dict[str, Any] = {}
+        tags = body.get("applied_tags")
+        if tags is not None:
+            offered = {t["id"]: t for t in parent.get("available_tags", [])}
+            if parent.get("type") not in _FORUM_TYPES:
+                errors["applied_tags"] = _field_error(
+                    "CHANNEL_PARENT_INVALID_TYPE", "Tags can only be applied to forum posts."
+                )
+            elif not isinstance(tags, list):
+                errors["applied_tags"] = _field_error("LIST_TYPE_CONVERT", "Must be an array.")
+            elif len(tags) > MAX_APPLIED_TAGS:
+                errors["applied_tags"] = _field_error(
+                    "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_APPLIED_TAGS} or fewer in length."
+                )
+            else:
+                for index, tag in enumerate(tags):
+                    if str(tag) not in offered:
+                        errors.setdefault("applied_tags", {})[str(index)] = _field_error(
+                            "TAG_NOT_FOUND", f"Unknown tag {tag}."
+                        )
+                    elif offered[str(tag)]["moderated"] and not manages:
+                        raise _ApiError(403, 50013, "Missing Permissions")
+        name = body.get("name")
+        if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 100):
+            errors["name"] = _field_error(
+                "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+            )
+        if errors:
+            raise _form_error(errors)
+        if tags is not None:
+            thread["applied_tags"] = list(dict.fromkeys(str(t) for t in tags))
+        if name is not None:
+            thread["name"] = name
+        metadata = thread["thread_metadata"]
+        for key in ("archived", "locked", "auto_archive_duration", "invitable"):
+            if body.get(key) is not None:
+                metadata[key] = body[key]
+        if body.get("archived") is not None:
+            metadata["archive_timestamp"] = _iso(snowflake_ms(self.new_id()))
+        await self._echo("THREAD_UPDATE", thread)
+        return 200, _deep_copy(thread)
 
     async def _r_history(self, request: _Request) -> tuple[int, Any]:
         channel_id = request.params["channel_id"]
@@ -2986,6 +3288,11 @@ class DiscordSimulator:
                     errors["embeds"] = _field_error(
                         "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000"
                     )
+        components = body.get("components")
+        if components is not None:
+            problems = _component_errors(components)
+            if problems:
+                errors["components"] = problems
         allowed = body.get("allowed_mentions")
         if isinstance(allowed, dict):
             parse = allowed.get("parse") or []
