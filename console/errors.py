@@ -9,3 +9,12 @@ class ConsoleError(Exception):
 
 class UserError(ConsoleError):
     """A user or grant cannot be created, changed or found (``supportbot admin``)."""
+
+
+class NotFoundError(ConsoleError):
+    """No such object in this workspace (an answer, a source, a run, a draft): whether it
+    exists in another workspace is not said, so ids cannot be probed. Pages answer 404."""
+
+
+class InvalidInputError(ConsoleError):
+    """A form's value was refused; the message says which and why. Pages show it (400)."""

@@ -68,3 +68,16 @@ class ConsoleLoginFailure(SQLModel, table=True):
     email: str = Field(index=True)
     ip: str = Field(index=True)
     at: datetime
+
+
+class ReviewMark(SQLModel, table=True):
+    """An answer a person of its workspace marked reviewed in the review queue (one per answer;
+    :mod:`console.queries.review`). Goes with the answer and with the workspace."""
+
+    __tablename__ = "review_mark"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace: str = Field(index=True)
+    interaction_id: int = Field(foreign_key="interaction.id", ondelete="CASCADE", unique=True)
+    reviewed_by: str
+    reviewed_at: datetime

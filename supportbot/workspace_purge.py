@@ -46,6 +46,7 @@ from sqlmodel import Session, col
 from bot.models import BotReply, ChannelSetting, DirectMessageChoice
 from bot.slack.models import SlackBotInstallation, SlackInstallation
 from bot.slack.prompts import AssistantPrompt
+from console.models import ReviewMark
 from feedback.learning_models import EvalRun, GapDraft
 from feedback.models import (
     Interaction,
@@ -111,6 +112,15 @@ class WorkspaceOwnedRows:
         )
         run("evaluation runs", delete(EvalRun).where(col(EvalRun.workspace) == keys.name))
         run("FAQ drafts", delete(GapDraft).where(col(GapDraft.workspace) == keys.name))
+        run(
+            "review marks",
+            delete(ReviewMark).where(
+                or_(
+                    col(ReviewMark.workspace) == keys.name,
+                    col(ReviewMark.interaction_id).in_(answers),
+                )
+            ),
+        )
         run("answers", delete(Interaction).where(col(Interaction.workspace) == keys.name))
         run(
             "DM choices",

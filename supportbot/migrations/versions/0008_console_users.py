@@ -68,9 +68,22 @@ def upgrade() -> None:
         "ix_console_login_failure_email", "console_login_failure", ["email"], unique=False
     )
     op.create_index("ix_console_login_failure_ip", "console_login_failure", ["ip"], unique=False)
+    op.create_table(
+        "review_mark",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("workspace", sa.String(), nullable=False),
+        sa.Column("interaction_id", sa.Integer(), nullable=False),
+        sa.Column("reviewed_by", sa.String(), nullable=False),
+        sa.Column("reviewed_at", _TIME, nullable=False),
+        sa.ForeignKeyConstraint(["interaction_id"], ["interaction.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("interaction_id"),
+    )
+    op.create_index("ix_review_mark_workspace", "review_mark", ["workspace"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_table("review_mark")
     op.drop_table("console_login_failure")
     op.drop_table("console_session")
     op.drop_table("console_grant")
