@@ -274,6 +274,11 @@ class Settings(BaseSettings):
     console_login_attempts_per_ip: int = Field(
         default=20, ge=1, validation_alias=AliasChoices("CONSOLE_LOGIN_ATTEMPTS_PER_IP")
     )
+    # Folders (comma-separated) under which a workspace admin may add a folder source from the
+    # console; unset: none (folder sources are then added with `supportbot source add`).
+    console_folder_roots: str = Field(
+        default="", validation_alias=AliasChoices("CONSOLE_FOLDER_ROOTS")
+    )
 
     @field_validator("hybrid_alpha", "min_relevance")
     @classmethod
