@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,13 +21,22 @@ from sqlmodel import Session, col, select
 from bot.channels import ChannelSettings
 from bot.chatter import prompt_language
 from bot.decide import Action, ChannelMode, Decision, decide
+from bot.handoff import (
+    EscalationTarget,
+    HandoffEvent,
+    HandoffNotifier,
+    HandoffReason,
+    HandoffTicket,
+    ThreadHandoff,
+)
 from bot.message import IncomingMessage
 from bot.models import BotReply, DirectMessageChoice, ProcessedDelivery
 from bot.routing import DmRoute, route_direct_message
 from bot.signals import Detected, SignalDetector, SignalKind, resolved_weight
 from feedback.errors import FeedbackError
+from feedback.handoffs import HandoffStore
 from feedback.models import Interaction
-from feedback.store import FeedbackSink, answer_record
+from feedback.store import FeedbackSink, RateOutcome, answer_record
 from retrieval.chain import Answer, AnswerChain, Turn
 from retrieval.errors import RetrievalError, StoreUnavailableError, WeaviateUnreachableError
 from retrieval.knowledge import KnowledgeBase
@@ -86,6 +95,9 @@ class Situation:
     workspace_ready: bool
     bot_answered_thread: bool
     channel_mode: ChannelMode
+    # The workspace has an escalation target on this platform; the thread's open handoff.
+    can_hand_off: bool = False
+    handoff: ThreadHandoff | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +124,16 @@ class ConversationService:
         clock: Callable[[], datetime] | None = None,
         ready_ttl_s: float = 30.0,
         signals: SignalDetector | None = None,
+        handoffs: HandoffStore | None = None,
     ) -> None:
         """``signals``: reads implicit feedback from messages after an answer (rules only
-        when not given; the app gives it the bundled embedder)."""
+        when not given; the app gives it the bundled embedder). ``handoffs``: escalation
+        targets and handoffs (made over ``engine`` with the feedback store's user hash when
+        not given)."""
         self._engine = engine
+        self.handoffs = handoffs or HandoffStore(
+            engine, user_hash=getattr(feedback, "user_hash", _plain_hash), clock=clock
+        )
         self._signals = signals or SignalDetector()
         self._registry = registry
         self._knowledge = knowledge
@@ -166,7 +184,11 @@ class ConversationService:
             channel_mode=situation.channel_mode,
             bot_answered_thread=situation.bot_answered_thread,
             workspace_ready=situation.workspace_ready,
+            can_hand_off=situation.can_hand_off,
+            handoff=situation.handoff,
         )
+        if situation.handoff is not None and situation.workspace is not None:
+            self._human_reply(message, situation.workspace, situation.handoff)
         implicit: tuple[int, Detected | None] | None = None
         if decision.action is not Action.IGNORE and situation.workspace is not None:
             decision, implicit = self._implicit(message, situation, decision)
@@ -208,7 +230,7 @@ class ConversationService:
             found = self._signals.from_teammate(message.text)
             teammate = Decision(Action.SIGNAL, "a teammate's reply in a thread the bot answered")
             return teammate, (interaction_id, found)
-        if decision.action is not Action.ANSWER:
+        if decision.action not in (Action.ANSWER, Action.HANDOFF):
             return decision, None  # chatter: recorded as before (acknowledgement, 👎)
         seconds = (_message_time(message) or self._clock()) - context.answered_at
         found = self._signals.from_asker(
@@ -217,7 +239,11 @@ class ConversationService:
             # The platform's clock and ours may disagree a little: never "before the answer".
             seconds_since=max(0.0, seconds.total_seconds()),
         )
-        if found is not None and found.kind is SignalKind.ACKNOWLEDGEMENT:
+        if (
+            found is not None
+            and found.kind is SignalKind.ACKNOWLEDGEMENT
+            and decision.action is Action.ANSWER
+        ):
             decision = Decision(Action.SIGNAL, f"{decision.reason}: {found.reason}")
         return decision, (interaction_id, found)
 
@@ -271,16 +297,26 @@ class ConversationService:
         Only the asker's ✅ counts, once per answer and user; its weight is +1 when no
         teammate answered in the thread, else 0 (a person resolved it). False when the
         message is no answer or question of the bot's, or the user is not the asker.
+
+        A ✅ (by anyone) on a message of a handed-off thread (the question, an answer or the
+        bot's handoff notice) also closes the handoff; True then as well.
         """
+        closed = self.close_handoff(
+            platform=platform,
+            team_id=team_id,
+            channel_id=channel_id,
+            message_id=message_id,
+            at=event_at,
+        )
         interaction_id = self._reacted_answer(platform, team_id, channel_id, message_id)
         if interaction_id is None:
-            return False
+            return closed
         user = f"{platform}:{team_id}:{user_id}"
         context = self._feedback.answer_context(interaction_id, user_id=user)
         if context is None or not context.by_asker:
-            return False
+            return closed
         try:
-            return self._feedback.record_signal(
+            return closed | self._feedback.record_signal(
                 interaction_id,
                 workspace=context.workspace,
                 kind=SignalKind.RESOLVED.value,
@@ -292,7 +328,7 @@ class ConversationService:
             )
         except FeedbackError as e:
             logger.warning("resolution of %s not recorded: %s", message_id, e)
-            return False
+            return closed
 
     def _reacted_answer(
         self, platform: str, team_id: str, channel_id: str, message_id: str
@@ -330,11 +366,25 @@ class ConversationService:
         answered = message.in_thread and self.bot_answered_thread(
             message.platform, message.team_id, message.channel_id, message.thread_id or ""
         )
+        handoff = None
+        if workspace is not None and message.thread_id and not message.from_bot:
+            handoff = self.handoffs.thread(
+                workspace.name,
+                platform=message.platform,
+                team_id=message.team_id,
+                channel_id=message.channel_id,
+                thread_id=message.thread_id,
+                user_id=_user(message),
+            )
         return Situation(
             workspace=workspace,
             workspace_ready=self.workspace_ready(workspace),
             bot_answered_thread=answered,
-            channel_mode=self.channel_mode(message.platform, message.team_id, message.channel_id),
+            channel_mode=self.channel_mode(
+                message.platform, message.team_id, message.mode_channel_id
+            ),
+            can_hand_off=self.can_hand_off(workspace, message.platform),
+            handoff=handoff,
         )
 
     def workspace_for(self, message: IncomingMessage) -> WorkspaceInfo | None:
@@ -503,6 +553,134 @@ class ConversationService:
             logger.warning("signal of %s not recorded: %s", message.delivery_id, e)
             return False
 
+    # --- handoff to people ---------------------------------------------------------------------
+
+    def escalation_target(self, workspace: WorkspaceInfo | None) -> EscalationTarget:
+        """Who the workspace's handoffs go to (empty when none is set)."""
+        if workspace is None:
+            return EscalationTarget()
+        return self.handoffs.target(workspace.name)
+
+    def can_hand_off(self, workspace: WorkspaceInfo | None, platform: str) -> bool:
+        """Whether a handoff on ``platform`` has someone to go to: only then is one offered."""
+        return self.escalation_target(workspace).configured_for(platform)
+
+    def _human_reply(
+        self, message: IncomingMessage, workspace: WorkspaceInfo, handoff: ThreadHandoff
+    ) -> None:
+        """A person other than the asker wrote in a handed-off thread: its first human reply."""
+        if handoff.by_asker or handoff.human_replied or message.from_bot:
+            return
+        self.handoffs.human_replied(
+            workspace.name,
+            platform=message.platform,
+            team_id=message.team_id,
+            channel_id=message.channel_id,
+            thread_id=message.thread_id or "",
+            user_id=_user(message),
+            at=_message_time(message) or self._clock(),
+        )
+
+    async def hand_off(
+        self,
+        message: IncomingMessage,
+        workspace: WorkspaceInfo,
+        *,
+        reason: HandoffReason,
+        thread_id: str,
+        notifier: HandoffNotifier,
+        interaction_id: int | None = None,
+    ) -> HandoffTicket | None:
+        """Hand the conversation of ``message`` (in ``thread_id``) to the escalation target.
+
+        Opens the thread's handoff (or finds the open one), has ``notifier`` call the target
+        (only for a new handoff: nobody is called twice for one thread) and tell the asker who
+        was called, then records the notification time and remembers the bot's notice in the
+        thread (so follow-ups there reach the bot, and its Resolved button finds the handoff).
+        None, with nothing done, when the workspace has no target on the platform. A failed
+        notification is logged; the handoff then stays ``requested``.
+        """
+        target = await asyncio.to_thread(self.escalation_target, workspace)
+        if not target.configured_for(message.platform):
+            return None
+        opened = await asyncio.to_thread(
+            self.handoffs.request,
+            workspace.name,
+            platform=message.platform,
+            team_id=message.team_id,
+            channel_id=message.channel_id,
+            thread_id=thread_id,
+            asker_id=_user(message),
+            reason=reason,
+            target=target.describe(message.platform),
+            interaction_id=interaction_id,
+            at=self._clock(),
+        )
+        ticket = HandoffTicket(
+            handoff_id=opened.id,
+            workspace=workspace.name,
+            reason=reason,
+            message=message,
+            thread_id=thread_id,
+            target=target,
+            new=opened.created,
+        )
+        try:
+            called = await notifier.escalate(ticket) if opened.created else None
+            notice_id = await notifier.tell_asker(ticket, called)
+        except Exception:
+            logger.exception("handoff %s: the escalation target was not notified", opened.id)
+            return ticket
+        await asyncio.to_thread(
+            self.handoffs.mark,
+            workspace.name,
+            opened.id,
+            HandoffEvent.NOTIFIED,
+            notice_message_id=notice_id or None,
+        )
+        if notice_id:
+            self.remember_reply(
+                message.platform,
+                message.team_id,
+                message.channel_id,
+                thread_id,
+                notice_id,
+                interaction_id,
+            )
+        return ticket
+
+    def close_handoff(
+        self,
+        *,
+        platform: str,
+        team_id: str,
+        channel_id: str,
+        message_id: str,
+        at: datetime | None = None,
+    ) -> bool:
+        """Resolve the open handoff of the thread ``message_id`` belongs to (the thread's
+        question, an answer or the bot's notice in it, or the notice with the *Resolved*
+        button); False when there is none."""
+        workspace = self._registry.resolve(_TEAM_KIND[platform], team_id) if team_id else None
+        if workspace is None:
+            return False
+        with Session(self._engine) as session:
+            thread = session.exec(
+                select(BotReply.thread_id)
+                .where(BotReply.platform == platform)
+                .where(BotReply.team_id == team_id)
+                .where(BotReply.channel_id == channel_id)
+                .where(BotReply.reply_message_id == message_id)
+            ).first()
+        return self.handoffs.resolve(
+            workspace.name,
+            platform=platform,
+            team_id=team_id,
+            channel_id=channel_id,
+            thread_id=thread or message_id,
+            at=at or self._clock(),
+        )
+
     # --- answering ---------------------------------------------------------------------------
 
     async def answer(
@@ -511,6 +689,14 @@ class ConversationService:
         """The answer from the workspace's own knowledge (awaits the model, holds no thread)."""
         chain = await asyncio.to_thread(self._chain_for, workspace.name)
         return await chain.aanswer(question, history)
+
+    async def answer_stream(
+        self, workspace: WorkspaceInfo, question: str, history: Sequence[Turn]
+    ) -> tuple[bool, AsyncIterator[str | Answer]]:
+        """The answer as it is written: whether a chat model writes it (only then is it worth
+        streaming), and text deltas then the :class:`Answer` (see ``AnswerChain.astream``)."""
+        chain = await asyncio.to_thread(self._chain_for, workspace.name)
+        return chain.mode == "llm", chain.astream(question, history)
 
     def record_reply(
         self,
@@ -593,8 +779,9 @@ class ConversationService:
         event_id: str | None = None,
         event_at: datetime | None = None,
         withdrawn: int | None = None,
-    ) -> bool:
-        """Rate the answer posted as ``reply_message_id``; False when it is not an answer.
+    ) -> RateOutcome | None:
+        """Rate the answer posted as ``reply_message_id``: what the rating did (truthy), or None
+        when the message is not an answer (see :meth:`SqlFeedbackStore.rate` for the rules).
 
         ``event_id`` / ``event_at``: the platform's id and time of the user's action, when it
         gives them, so a redelivered event counts once and a late one cannot undo a newer one.
@@ -608,8 +795,8 @@ class ConversationService:
                 .where(BotReply.reply_message_id == reply_message_id)
             ).first()
         if row is None or row.interaction_id is None:
-            return False
-        self._feedback.rate(
+            return None
+        return self._feedback.rate(
             row.interaction_id,
             user_id=f"{platform}:{team_id}:{user_id}",
             value=value,
@@ -618,10 +805,19 @@ class ConversationService:
             event_at=event_at,
             withdrawn=withdrawn,
         )
-        return True
 
 
 _DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+def _user(message: IncomingMessage) -> str:
+    """How answers and handoffs key a user: ``platform:team:user``."""
+    return f"{message.platform}:{message.team_id}:{message.user_id}"
+
+
+def _plain_hash(user_id: str) -> str:
+    """The user key as is, for a feedback sink that does not hash (tests' fakes)."""
+    return user_id
 
 
 def _message_time(message: IncomingMessage) -> datetime | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -125,6 +125,50 @@ class AnswerChain:
         """
         started = self._clock()
         turns = history[-self._max_history :]
+        standalone, retrieved, plan = await self._aplan(question, turns, started)
+        if isinstance(plan, Answer):
+            return plan
+        assert self._chat is not None
+        prompt = answer_messages(question, plan, _pairs(turns))
+        try:
+            text = await (self._chat | StrOutputParser()).ainvoke(prompt)
+        except Exception as e:
+            raise _llm_error(e) from e
+        return self._llm_answer(text, plan, standalone, retrieved, started, prompt)
+
+    async def astream(
+        self, question: str, history: Sequence[Turn] = ()
+    ) -> AsyncIterator[str | Answer]:
+        """:meth:`stream` for event loops: text deltas as the model writes them, then the
+        :class:`Answer` (whose ``text`` is the deltas joined, stripped).
+
+        With no chat model (extractive mode), or when nothing relevant is found, the whole
+        text comes as one piece: there is nothing to stream. Errors are :class:`LLMError`,
+        raised where they happen (possibly after some deltas were yielded).
+        """
+        started = self._clock()
+        turns = history[-self._max_history :]
+        standalone, retrieved, plan = await self._aplan(question, turns, started)
+        if isinstance(plan, Answer):
+            yield plan.text
+            yield plan
+            return
+        assert self._chat is not None
+        pieces: list[str] = []
+        prompt = answer_messages(question, plan, _pairs(turns))
+        try:
+            async for piece in (self._chat | StrOutputParser()).astream(prompt):
+                if piece:
+                    pieces.append(piece)
+                    yield piece
+        except Exception as e:
+            raise _llm_error(e) from e
+        yield self._llm_answer("".join(pieces), plan, standalone, retrieved, started, prompt)
+
+    async def _aplan(
+        self, question: str, turns: Sequence[Turn], started: float
+    ) -> tuple[str, list[SearchResult], Answer | list[Excerpt]]:
+        """Standalone question (awaited), search (in a worker thread), then :meth:`_plan`."""
         standalone = question
         if turns and self._chat is not None:
             try:
@@ -135,16 +179,7 @@ class AnswerChain:
                 raise _llm_error(e) from e
             standalone = rewritten.strip() or question
         retrieved = await asyncio.to_thread(self._search, standalone)
-        plan = self._plan(question, standalone, retrieved, started)
-        if isinstance(plan, Answer):
-            return plan
-        assert self._chat is not None
-        prompt = answer_messages(question, plan, _pairs(turns))
-        try:
-            text = await (self._chat | StrOutputParser()).ainvoke(prompt)
-        except Exception as e:
-            raise _llm_error(e) from e
-        return self._llm_answer(text, plan, standalone, retrieved, started, prompt)
+        return standalone, retrieved, self._plan(question, standalone, retrieved, started)
 
     def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Yield the answer text in pieces as the model writes it, then the :class:`Answer`."""

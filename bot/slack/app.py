@@ -20,31 +20,23 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
-from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.decide import Action
-from bot.formatting import render_notice, slack_messages
 from bot.markup.slack_message import mentions_user
 from bot.message import IncomingMessage
-from bot.service import (
-    APOLOGY,
-    SETUP_MESSAGE,
-    ConversationService,
-    log_answer_failure,
-    question_prompt,
-)
+from bot.reply import ReplyFlow
+from bot.service import ConversationService
 from bot.signals import is_resolved_reaction
-from bot.slack.events import history_from_replies, incoming_from_event
+from bot.slack.events import incoming_from_event
 from bot.slack.installations import forget_installation, forget_revoked_tokens
-from retrieval.chain import Answer
-from retrieval.prompts import is_korean
+from bot.slack.outbound import PLACEHOLDER, SlackOutbound, StreamingRefusals
 
 logger = logging.getLogger(__name__)
 
-PLACEHOLDER = ":hourglass_flowing_sand: Looking that up…"
+__all__ = ["PLACEHOLDER", "SlackBot", "ThreadReplyHook", "slack_web_client"]
+
 _REACTIONS = {"+1": 1, "thumbsup": 1, "-1": -1, "thumbsdown": -1}
 _FEEDBACK_ACTIONS = {"feedback_helpful": 1, "feedback_not_helpful": -1}
 
@@ -82,14 +74,22 @@ class SlackBot:
         installation_store: AsyncInstallationStore | None = None,
         oauth_settings: AsyncOAuthSettings | None = None,
         on_thread_reply: ThreadReplyHook | None = None,
+        streaming: bool = False,
+        refusals: StreamingRefusals | None = None,
     ) -> None:
         """``client`` carries the bot token (single workspace) and the Web API base URL.
 
         Multi-workspace: pass ``installation_store`` (and ``oauth_settings`` to serve the
         install pages) with a token-less ``client``; bolt then authorizes each event with its
         team's token from the store, and every client it makes copies ``client``'s base URL.
+
+        ``streaming``: answers written by a chat model are streamed (Slack's streaming
+        methods, else throttled edits); ``refusals`` remembers the teams that refused it.
         """
         self._service = service
+        self._streaming = streaming
+        self._refusals = refusals or StreamingRefusals()
+        self.flow = ReplyFlow(service, on_thread_message=self._thread_replied)
         self._installation_store = installation_store
         self._on_thread_reply = on_thread_reply
         self.app = AsyncApp(
@@ -224,153 +224,24 @@ class SlackBot:
         message = incoming_from_event(body, event, bot_user_id=bot_user_id)
         if message is None:
             return
-        service = self._service
-        # Gather, decide (pure) and claim the delivery in one worker-thread trip.
-        triage = await asyncio.to_thread(service.triage, message)
-        workspace, decision = triage.situation.workspace, triage.decision
-        if message.in_thread and not message.from_bot and workspace is not None:
-            await self._thread_replied(workspace.name, message)
-        if decision.action is Action.IGNORE:
-            return
-        if not triage.first_delivery:
-            logger.info("message %s seen before: %s ignored", message.identity, message.delivery_id)
-            return
-        if decision.action is Action.SIGNAL:  # recorded by the triage; nothing to say
-            return
-        thread_ts = message.thread_id if not message.is_direct or message.in_thread else None
-        if decision.action is Action.PROMPT:
-            await client.chat_postMessage(
-                channel=message.channel_id,
-                thread_ts=thread_ts,
-                text=render_notice(question_prompt(message.words), "slack"),
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-            return
-        if decision.action is Action.SETUP_NEEDED:
-            if await asyncio.to_thread(service.claim_delivery, "slack", f"setup:{message.team_id}"):
-                await client.chat_postMessage(
-                    channel=message.channel_id,
-                    thread_ts=thread_ts,
-                    text=render_notice(SETUP_MESSAGE, "slack"),
-                    unfurl_links=False,
-                    unfurl_media=False,
-                )
-            return
-        assert workspace is not None
-        await self._answer(message, workspace, client, thread_ts, bot_user_id)
+        await self.flow.handle(message, self.outbound(client, message, bot_user_id=bot_user_id))
+
+    def outbound(
+        self, client: AsyncWebClient, message: IncomingMessage, *, bot_user_id: str | None
+    ) -> SlackOutbound:
+        """The outbound for one message's conversation (streaming when the bot streams)."""
+        return SlackOutbound(
+            client,
+            message,
+            bot_user_id=bot_user_id,
+            refusals=self._refusals if self._streaming else None,
+        )
 
     async def _thread_replied(self, workspace: str, message: IncomingMessage) -> None:
         """Tell the knowledge sync that a thread changed (its Q&A document may have)."""
         if self._on_thread_reply is None or not message.thread_id:
             return
-        try:
-            await self._on_thread_reply(workspace, message.channel_id, message.thread_id)
-        except Exception:  # the answer matters more than a faster sync
-            logger.exception("could not queue the sync of thread %s", message.thread_id)
-
-    async def _answer(
-        self,
-        message: IncomingMessage,
-        workspace: Any,
-        client: AsyncWebClient,
-        thread_ts: str | None,
-        bot_user_id: str | None,
-    ) -> None:
-        placeholder = await client.chat_postMessage(
-            channel=message.channel_id,
-            thread_ts=thread_ts,
-            text=PLACEHOLDER,
-            unfurl_links=False,
-            unfurl_media=False,
-        )
-        placeholder_ts = str(placeholder["ts"])
-        reply_thread = thread_ts or placeholder_ts
-        try:
-            history = await self._history(message, client, bot_user_id) if message.in_thread else []
-            answer = await self._service.answer(workspace, message.text, history)
-        except Exception as e:
-            log_answer_failure(logger, e, f"answering {message.delivery_id} in {message.team_id}")
-            language = "ko" if is_korean(message.text) else "en"
-            await client.chat_update(
-                channel=message.channel_id,
-                ts=placeholder_ts,
-                text=render_notice(APOLOGY[language], "slack"),
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-            return
-        await self._post_answer(
-            message, workspace, answer, client, placeholder_ts, thread_ts, reply_thread
-        )
-
-    async def _post_answer(
-        self,
-        message: IncomingMessage,
-        workspace: Any,
-        answer: Answer,
-        client: AsyncWebClient,
-        placeholder_ts: str,
-        thread_ts: str | None,
-        reply_thread: str,
-    ) -> None:
-        # Recorded before it is shown, so a reaction on the answer always finds it.
-        interaction_id = await asyncio.to_thread(
-            self._service.record_reply,
-            message,
-            workspace,
-            answer,
-            thread_id=reply_thread,
-            reply_message_id=placeholder_ts,
-        )
-        # Unfurling off: no preview of any address is fetched by Slack for an answer.
-        messages = slack_messages(answer)
-        for index, part in enumerate(messages):
-            last = index == len(messages) - 1
-            blocks = _blocks(part.sections, with_feedback=last and answer.found)
-            if index == 0:
-                await client.chat_update(
-                    channel=message.channel_id,
-                    ts=placeholder_ts,
-                    text=part.text,
-                    blocks=blocks,
-                    unfurl_links=False,
-                    unfurl_media=False,
-                )
-                continue
-            response = await client.chat_postMessage(
-                channel=message.channel_id,
-                thread_ts=thread_ts or placeholder_ts,
-                text=part.text,
-                blocks=blocks,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-            await asyncio.to_thread(
-                self._service.remember_reply,
-                "slack",
-                message.team_id,
-                message.channel_id,
-                reply_thread,
-                str(response["ts"]),
-                interaction_id,
-            )
-
-    async def _history(
-        self, message: IncomingMessage, client: AsyncWebClient, bot_user_id: str | None
-    ) -> list[Any]:
-        try:
-            response = await client.conversations_replies(
-                channel=message.channel_id, ts=message.thread_id or message.message_id, limit=50
-            )
-        except SlackApiError as e:
-            logger.warning("could not read thread history: %s", e.response.get("error"))
-            return []
-        return history_from_replies(
-            list(response.get("messages") or []),
-            bot_user_id=bot_user_id,
-            before_ts=message.message_id,
-        )
+        await self._on_thread_reply(workspace, message.channel_id, message.thread_id)
 
 
 def _slack_time(ts: object) -> datetime | None:
@@ -379,35 +250,3 @@ def _slack_time(ts: object) -> datetime | None:
         return datetime.fromtimestamp(float(str(ts)), tz=UTC)
     except (TypeError, ValueError):
         return None
-
-
-def _blocks(sections: list[str], *, with_feedback: bool) -> list[dict[str, Any]]:
-    """One section per part (each within Slack's 3,000 characters), then the feedback buttons.
-
-    ``verbatim``: Slack adds no links or mentions of its own to text already rendered safe.
-    """
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
-        for text in sections
-    ]
-    if with_feedback:
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": "feedback_helpful",
-                        "text": {"type": "plain_text", "text": "👍 Helpful"},
-                        "value": "1",
-                    },
-                    {
-                        "type": "button",
-                        "action_id": "feedback_not_helpful",
-                        "text": {"type": "plain_text", "text": "👎 Not helpful"},
-                        "value": "-1",
-                    },
-                ],
-            }
-        )
-    return blocks
