@@ -9,6 +9,7 @@ implicitly (auto tenant creation is off): writing to or searching an unknown ten
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,15 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import numpy as np
 from weaviate import WeaviateClient
-from weaviate.classes.config import Configure, DataType, Property, Tokenization, VectorDistances
+from weaviate.classes.config import (
+    Configure,
+    ConsistencyLevel,
+    DataType,
+    Property,
+    ReplicationDeletionStrategy,
+    Tokenization,
+    VectorDistances,
+)
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.classes.tenants import Tenant
@@ -31,6 +40,8 @@ from retrieval.errors import (
     UnknownWorkspaceError,
     WeaviateUnreachableError,
 )
+
+logger = logging.getLogger(__name__)
 
 COLLECTION = "KnowledgeChunk"
 # BM25 reads the text twice: morphologically (kagome_kr splits Korean particles and endings off
@@ -65,6 +76,28 @@ def embedding_text(chunk: Chunk) -> str:
     """What the embedder sees: the text under its title and heading path, for context."""
     context = heading_path(chunk.title, chunk.heading)
     return f"{context}\n{chunk.text}" if context else chunk.text
+
+
+@dataclass(frozen=True, slots=True)
+class Replication:
+    """How the collection is replicated across a Weaviate cluster.
+
+    ``factor``: copies of every tenant's chunks (one per node; 1 on a single node). ``write``
+    and ``read``: how many of those copies must confirm a write or answer a read: ``ONE``,
+    ``QUORUM`` (factor // 2 + 1) or ``ALL``. With factor 3 and QUORUM both ways, a read always
+    overlaps the last acknowledged write, and the loss of one node stops neither.
+    """
+
+    factor: int = 1
+    write: str = "ONE"
+    read: str = "ONE"
+
+    def __post_init__(self) -> None:
+        if self.factor < 1:
+            raise ValueError(f"replication factor must be at least 1, not {self.factor}")
+        for level in (self.write, self.read):
+            if level not in ("ONE", "QUORUM", "ALL"):
+                raise ValueError(f"consistency level must be ONE, QUORUM or ALL, not {level!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +174,20 @@ class KnowledgeStore:
     """Reads and writes knowledge chunks, always inside one named tenant.
 
     ``client``: a :class:`WeaviateConnection` (the bots and the CLI: survives Weaviate
-    restarts) or a plain client (used as it is).
+    restarts) or a plain client (used as it is). ``replication``: the factor a new collection
+    gets, and the consistency levels of writes and reads (default: one node).
     """
 
-    def __init__(self, client: WeaviateClient | WeaviateConnection[Any]) -> None:
+    def __init__(
+        self,
+        client: WeaviateClient | WeaviateConnection[Any],
+        *,
+        replication: Replication | None = None,
+    ) -> None:
         self._connection: WeaviateConnection[Any] = (
             client if isinstance(client, WeaviateConnection) else WeaviateConnection.fixed(client)
         )
+        self.replication = replication or Replication()
 
     @property
     def _client(self) -> WeaviateClient:
@@ -158,13 +198,27 @@ class KnowledgeStore:
 
     @_reconnecting
     def ensure_schema(self) -> None:
-        """Create the collection once; safe to call on every start."""
+        """Create the collection once; safe to call on every start.
+
+        A new collection gets the configured replication factor, with async replication (a
+        node that was down is repaired in the background) and time-based resolution of
+        deletes (the latest of a delete and a re-insert wins, so a removed document does not
+        come back from a node that missed the delete). An existing collection keeps its factor:
+        a different configured one is logged (see :meth:`_check_replication`).
+        """
         try:
             if self._client.collections.exists(COLLECTION):
+                self._check_replication()
                 return
             searchable = Tokenization.KAGOME_KR
+            factor = self.replication.factor
             self._client.collections.create(
                 name=COLLECTION,
+                replication_config=Configure.replication(
+                    factor=factor,
+                    async_enabled=factor > 1,
+                    deletion_strategy=ReplicationDeletionStrategy.TIME_BASED_RESOLUTION,
+                ),
                 multi_tenancy_config=Configure.multi_tenancy(
                     enabled=True, auto_tenant_creation=False, auto_tenant_activation=True
                 ),
@@ -211,7 +265,32 @@ class KnowledgeStore:
         except WeaviateBaseError as e:
             if self._client.collections.exists(COLLECTION):
                 return  # another process created it at the same moment
-            raise StoreUnavailableError(f"could not create the Weaviate schema: {e}") from e
+            first_line = str(e).strip().splitlines()[0][:300] if str(e).strip() else repr(e)
+            raise StoreUnavailableError(
+                f"could not create the Weaviate collection {COLLECTION} with replication "
+                f"factor {self.replication.factor}: {first_line}"
+            ) from e
+
+    def _check_replication(self) -> None:
+        """Warn when the existing collection's factor is not the configured one.
+
+        Not changed here: every bot and worker calls this on start, and one started with a
+        stale setting must not shrink the copies of every workspace. Weaviate raises the factor
+        of an existing collection only once every tenant's shard already has that many
+        replicas (copy them first with its replica-movement API); the README says how.
+        """
+        config = self._client.collections.use(COLLECTION).config.get()
+        actual = config.replication_config.factor
+        if actual != self.replication.factor:
+            logger.warning(
+                "the Weaviate collection %s has replication factor %s, not the configured "
+                "WEAVIATE_REPLICATION_FACTOR=%s; it keeps %s (see the README: changing the "
+                "replication factor)",
+                COLLECTION,
+                actual,
+                self.replication.factor,
+                actual,
+            )
 
     @_reconnecting
     def create_tenant(self, *, tenant: str) -> None:
@@ -250,7 +329,7 @@ class KnowledgeStore:
             )
             for item in items
         ]
-        result = self._tenant(tenant).data.insert_many(objects)
+        result = self._writer(tenant).data.insert_many(objects)
         if result.has_errors:
             first = next(iter(result.errors.values()))
             raise RetrievalError(
@@ -264,7 +343,7 @@ class KnowledgeStore:
             return 0
         deleted = 0
         for start in range(0, len(ids), 1000):
-            result = self._tenant(tenant).data.delete_many(
+            result = self._writer(tenant).data.delete_many(
                 where=Filter.by_id().contains_any(ids[start : start + 1000])
             )
             deleted += result.successful
@@ -277,7 +356,7 @@ class KnowledgeStore:
         deleted = 0
         for start in range(0, len(ids), 200):
             try:
-                result = self._tenant(tenant).data.delete_many(
+                result = self._writer(tenant).data.delete_many(
                     where=Filter.by_property("doc_id").contains_any(ids[start : start + 200])
                 )
             except WeaviateBaseError as e:
@@ -289,7 +368,7 @@ class KnowledgeStore:
     def delete_origin(self, origin: str, *, tenant: str) -> int:
         """Remove every chunk one origin wrote (a removed source); returns chunks."""
         try:
-            result = self._tenant(tenant).data.delete_many(
+            result = self._writer(tenant).data.delete_many(
                 where=Filter.by_property("origin").equal(origin)
             )
         except WeaviateBaseError as e:
@@ -456,9 +535,18 @@ class KnowledgeStore:
         return self._client.collections.use(COLLECTION)
 
     def _tenant(self, tenant: str) -> Collection[Any, Any]:
+        """The tenant's view for reads (at the read consistency level)."""
+        return self._in_tenant(tenant, self.replication.read)
+
+    def _writer(self, tenant: str) -> Collection[Any, Any]:
+        """The tenant's view for writes and deletes (at the write consistency level)."""
+        return self._in_tenant(tenant, self.replication.write)
+
+    def _in_tenant(self, tenant: str, level: str) -> Collection[Any, Any]:
         if not tenant:
             raise UnknownWorkspaceError("no tenant given: every store call names its workspace")
-        return self._collection().with_tenant(tenant)
+        collection = self._collection().with_tenant(tenant)
+        return collection.with_consistency_level(ConsistencyLevel(level))
 
     def _iterate(self, tenant: str, properties: list[str]) -> Iterator[Any]:
         try:

@@ -29,7 +29,7 @@ from retrieval.chunking import Chunker
 from retrieval.connection import WeaviateConnection, http_ready
 from retrieval.embeddings import LocalE5Embeddings, OpenAICompatibleEmbeddings, QueryBatchEmbeddings
 from retrieval.knowledge import KnowledgeBase
-from retrieval.store import KnowledgeStore
+from retrieval.store import KnowledgeStore, Replication
 from retrieval.weaviate_server import EmbeddedWeaviate, ServerAddress
 from retrieval.workspaces import WorkspaceRegistry
 from supportbot.database import make_engine
@@ -138,7 +138,7 @@ class App:
                     auth_credentials=Auth.api_key(api_key.get_secret_value()) if api_key else None,
                     additional_config=config,
                 )
-                return _with_schema(client)
+                return _with_schema(client, self.replication)
 
             connection = WeaviateConnection(
                 locate=lambda: base if http_ready(base) else None,
@@ -156,7 +156,7 @@ class App:
                     grpc_port=address.grpc_port,
                     additional_config=config,
                 )
-                return _with_schema(client)
+                return _with_schema(client, self.replication)
 
             connection = WeaviateConnection(
                 locate=embedded.running_address,
@@ -172,8 +172,18 @@ class App:
         return self.weaviate_connection.client()
 
     @cached_property
+    def replication(self) -> Replication:
+        """The collection's replication factor and the write/read consistency levels."""
+        s = self.settings
+        return Replication(
+            factor=s.weaviate_replication_factor,
+            write=s.weaviate_write_level,
+            read=s.weaviate_read_level,
+        )
+
+    @cached_property
     def store(self) -> KnowledgeStore:
-        return KnowledgeStore(self.weaviate_connection)
+        return KnowledgeStore(self.weaviate_connection, replication=self.replication)
 
     @cached_property
     def local_embedder(self) -> LocalE5Embeddings:
@@ -357,10 +367,10 @@ class App:
         return path.read_text().strip().encode()
 
 
-def _with_schema(client: WeaviateClient) -> WeaviateClient:
+def _with_schema(client: WeaviateClient, replication: Replication) -> WeaviateClient:
     """``client`` after making sure the collection exists (a new server may be empty)."""
     try:
-        KnowledgeStore(client).ensure_schema()
+        KnowledgeStore(client, replication=replication).ensure_schema()
     except Exception:
         client.close()
         raise

@@ -108,6 +108,18 @@ class Settings(BaseSettings):
     weaviate_startup_timeout_s: float = Field(
         default=60.0, validation_alias=AliasChoices("WEAVIATE_STARTUP_TIMEOUT_S")
     )
+    # Copies of each workspace's chunks across the nodes of a Weaviate cluster (1: one node).
+    weaviate_replication_factor: int = Field(
+        default=1, ge=1, validation_alias=AliasChoices("WEAVIATE_REPLICATION_FACTOR")
+    )
+    # How many replicas must confirm a write / answer a read: ONE, QUORUM or ALL.
+    # Unset: QUORUM when the replication factor is above 1, else ONE.
+    weaviate_write_consistency: str | None = Field(
+        default=None, validation_alias=AliasChoices("WEAVIATE_WRITE_CONSISTENCY")
+    )
+    weaviate_read_consistency: str | None = Field(
+        default=None, validation_alias=AliasChoices("WEAVIATE_READ_CONSISTENCY")
+    )
 
     # --- embeddings --------------------------------------------------------------------------
     embedding_provider: Literal["local", "openai"] = Field(
@@ -286,6 +298,29 @@ class Settings(BaseSettings):
         if not 0.0 <= value <= 1.0:
             raise ValueError("must be between 0 and 1")
         return value
+
+    @field_validator("weaviate_write_consistency", "weaviate_read_consistency")
+    @classmethod
+    def _consistency_level(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        level = value.strip().upper()
+        if level not in ("ONE", "QUORUM", "ALL"):
+            raise ValueError(f"must be ONE, QUORUM or ALL, not {value!r}")
+        return level
+
+    @property
+    def weaviate_write_level(self) -> str:
+        """The write consistency level in force (the default depends on the factor)."""
+        return self.weaviate_write_consistency or self._default_consistency()
+
+    @property
+    def weaviate_read_level(self) -> str:
+        """The read consistency level in force (the default depends on the factor)."""
+        return self.weaviate_read_consistency or self._default_consistency()
+
+    def _default_consistency(self) -> str:
+        return "QUORUM" if self.weaviate_replication_factor > 1 else "ONE"
 
     @property
     def resolved_database_url(self) -> str:
