@@ -5,7 +5,9 @@ a platform:
 
 1. never a bot's message;
 2. only messages addressed to the bot: DMs, mentions, follow-ups in threads it answered, new
-   questions in a support channel; everything else is ignored and writes nothing;
+   questions in a support channel, new posts in a support forum (a Discord forum channel in
+   that mode: its posts are threads, whose first message is the question); everything else is
+   ignored and writes nothing;
 3. an acknowledgement ("thanks 👍", "고마워요") or a lone 👍/👎 is no question: it is recorded
    as a signal about the previous answer (:data:`Action.SIGNAL`), never answered;
 4. a message without words (emoji, punctuation, blank, mentions only) or a bare greeting gets
@@ -74,6 +76,8 @@ def decide(
         addressed = "mention"
     elif message.in_thread and bot_answered_thread:
         addressed = "follow-up in a thread the bot answered"
+    elif channel_mode is ChannelMode.ALL_QUESTIONS and message.starts_post:
+        addressed = "new post in a support forum"
     elif channel_mode is ChannelMode.ALL_QUESTIONS and not message.in_thread:
         addressed = "new question in a support channel"
     else:

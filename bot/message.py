@@ -23,6 +23,10 @@ class IncomingMessage:
     escaping or markup, NFC, the bot's own mention removed. ``bare_text``: the same without
     mentions, channel references and custom emoji (what says whether the message has words);
     None when it equals ``text``. ``edited``: the platform re-sent the message after an edit.
+
+    ``starts_post``: the message opens a post in a Discord forum (the thread's starter
+    message); ``parent_channel_id``: for a message in a thread, the channel the thread is in
+    (a post's forum), whose mode applies to a new post (:attr:`mode_channel_id`).
     """
 
     platform: Platform
@@ -41,6 +45,16 @@ class IncomingMessage:
     bare_text: str | None = None
     reply_to: str | None = None
     edited: bool = False
+    starts_post: bool = False
+    parent_channel_id: str | None = None
+
+    @property
+    def mode_channel_id(self) -> str:
+        """The channel whose mode (mention only, or all questions) applies: a new post's
+        forum, else the message's own channel."""
+        if self.starts_post and self.parent_channel_id:
+            return self.parent_channel_id
+        return self.channel_id
 
     @property
     def words(self) -> str:
