@@ -1,0 +1,1 @@
+"""One module per page; each exposes ``routes`` (mounted by :func:`console.app.build_console`)."""
