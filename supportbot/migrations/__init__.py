@@ -38,6 +38,7 @@ def target_metadata() -> MetaData:
     import bot.slack.models  # noqa: F401
     import bot.slack.prompts  # noqa: F401
     import console.models  # noqa: F401
+    import feedback.handoffs
     import feedback.learning_models
     import feedback.models  # noqa: F401
     import retrieval.workspaces  # noqa: F401
