@@ -15,6 +15,14 @@ a platform:
    (:data:`Action.PROMPT`), anything else nothing;
 5. a question for a team without knowledge gets the setup notice; the rest is answered.
 
+Handoff to people (:mod:`bot.handoff`): where the bot would answer, a message that asks for a
+person (:func:`bot.handoff.asks_for_person`) is handed off (:data:`Action.HANDOFF`), but only
+when the workspace has an escalation target for the platform (``can_hand_off``): with none, the
+bot never offers what it cannot do and the message is treated as any other. In a thread whose
+handoff is open (``handoff``), a teammate's message is theirs (:data:`Action.SIGNAL`: read as
+a teammate's reply, never answered), and once a teammate has replied the asker's messages are
+not answered either, until the asker mentions the bot again.
+
 One answer per platform message is the delivery claim's job (:meth:`IncomingMessage.identity`,
 claimed by the service): an edit Slack re-sends as a new event shares the message's identity.
 """
@@ -25,6 +33,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.chatter import Chatter, ChatterKind, classify, has_words
+from bot.handoff import ThreadHandoff, asks_for_person, quiet_reason
 from bot.message import IncomingMessage
 
 
@@ -36,6 +45,8 @@ class Action(StrEnum):
     PROMPT = "prompt"
     # An acknowledgement or a lone 👍/👎: record it about the previous answer, say nothing.
     SIGNAL = "signal"
+    # The asker asked for a person: hand the conversation to the escalation target.
+    HANDOFF = "handoff"
 
 
 class ChannelMode(StrEnum):
@@ -60,15 +71,23 @@ def decide(
     channel_mode: ChannelMode = ChannelMode.MENTION,
     bot_answered_thread: bool = False,
     workspace_ready: bool = True,
+    can_hand_off: bool = False,
+    handoff: ThreadHandoff | None = None,
 ) -> Decision:
     """What to do with ``message`` (the module's rules, in order).
 
     ``bot_answered_thread``: the bot already answered in this message's thread, so a
     follow-up needs no new mention. ``workspace_ready``: the team maps to a workspace that has
     knowledge; if not, an addressed question gets the setup notice instead of an answer.
+    ``can_hand_off``: the workspace has an escalation target on this platform; ``handoff``:
+    the open handoff of the message's thread, if any (see the module doc).
     """
     if message.from_bot:
         return Decision(Action.IGNORE, "sent by a bot")
+    quiet = quiet_reason(handoff, mentions_bot=message.mentions_bot or message.is_direct)
+    if quiet is not None:
+        teammate = handoff is not None and not handoff.by_asker
+        return Decision(Action.SIGNAL if teammate else Action.IGNORE, quiet)
     spoken_to = message.is_direct or message.mentions_bot
     if message.is_direct:
         addressed = "direct message"
@@ -83,6 +102,8 @@ def decide(
     else:
         return Decision(Action.IGNORE, "not addressed to the bot")
     follows_answer = spoken_to or (message.in_thread and bot_answered_thread)
+    if can_hand_off and asks_for_person(message.words):
+        return Decision(Action.HANDOFF, f"{addressed}: asks for a person")
     chatter = classify(message.words)
     if chatter is not None and chatter.weight != 0:
         if follows_answer:
