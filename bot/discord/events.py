@@ -4,6 +4,9 @@ Conversion only: no network, no database. Where the conversation lives:
 
 - a DM: the DM channel (``thread_id`` = the channel id);
 - a server thread (or forum post): the thread (``in_thread``; follow-ups need no mention);
+  a forum post's starter message (same id as the thread) is the post's question:
+  ``starts_post``, with the forum as ``parent_channel_id`` (its mode applies) and the post's
+  title before its words (the question is often in the title alone);
 - a server channel: the question message itself, which the answer replies to.
 
 Text is decoded here, once (:mod:`bot.markup.discord`), with the names the gateway resolved for
@@ -95,6 +98,16 @@ def plain_content(message: discord.Message, *, bot_user_id: int) -> PlainText:
     )
 
 
+def with_title(title: str, plain: PlainText) -> PlainText:
+    """A post's words with its title first (a blank line between), unless they begin with it."""
+    title = " ".join(title.split())
+    if not title or plain.text.startswith(title):
+        return plain
+    text = f"{title}\n\n{plain.text}".strip()
+    bare = f"{title}\n\n{plain.bare}".strip()
+    return PlainText(text=text, bare=bare)
+
+
 def _embeds_text(embeds: Sequence[discord.Embed]) -> str:
     """The words of embeds: each one's title and description, a blank line between."""
     parts = (part for embed in embeds for part in (embed.title, embed.description) if part)
@@ -116,6 +129,10 @@ def incoming_from_message(message: discord.Message, *, bot_user_id: int) -> Inco
     in_thread = isinstance(channel, discord.Thread)
     thread_id = str(channel.id) if is_direct or in_thread else str(message.id)
     plain = plain_content(message, bot_user_id=bot_user_id)
+    # Only a forum post has its starter message inside the thread, with the thread's id.
+    starts_post = isinstance(channel, discord.Thread) and message.id == channel.id
+    if isinstance(channel, discord.Thread) and starts_post:
+        plain = with_title(channel.name, plain)
     return IncomingMessage(
         platform="discord",
         delivery_id=str(message.id),
@@ -130,6 +147,10 @@ def incoming_from_message(message: discord.Message, *, bot_user_id: int) -> Inco
         mentions_bot=not is_direct and addresses_bot(message, bot_user_id),
         from_bot=message.author.bot,
         in_thread=in_thread,
+        starts_post=starts_post,
+        parent_channel_id=str(channel.parent_id)
+        if isinstance(channel, discord.Thread) and channel.parent_id
+        else None,
         reply_to=str(message.reference.message_id)
         if message.reference and message.reference.message_id and _is_reply(message)
         else None,
