@@ -12,6 +12,8 @@ signals (read from chat)    ``signal.workspace`` = its name, or their interactio
 reference answers           ``reference_answer.workspace`` = its name, or their
 (teammates' replies)        interaction is one of its answers
 verified answers            ``verified_answer.workspace`` = its name
+handoffs, escalation        ``handoff.workspace`` / ``escalation_target.workspace`` = its
+targets                     name
 evaluation runs, FAQ        ``eval_run.workspace`` / ``gap_draft.workspace`` = its name
 drafts
 DM choices                  ``directmessagechoice.workspace`` = its name
@@ -47,6 +49,7 @@ from bot.models import BotReply, ChannelSetting, DirectMessageChoice
 from bot.slack.models import SlackBotInstallation, SlackInstallation
 from bot.slack.prompts import AssistantPrompt
 from console.models import ReviewMark
+from feedback.handoffs import EscalationTargetRow, Handoff
 from feedback.learning_models import EvalRun, GapDraft
 from feedback.models import (
     Interaction,
@@ -120,6 +123,11 @@ class WorkspaceOwnedRows:
                     col(ReviewMark.interaction_id).in_(answers),
                 )
             ),
+        )
+        run("handoffs", delete(Handoff).where(col(Handoff.workspace) == keys.name))
+        run(
+            "escalation targets",
+            delete(EscalationTargetRow).where(col(EscalationTargetRow.workspace) == keys.name),
         )
         run("answers", delete(Interaction).where(col(Interaction.workspace) == keys.name))
         run(

@@ -34,6 +34,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.engine import Engine
 
+from bot.handoff import EscalationTarget, HandoffEvent, HandoffReason
 from bot.slack.prompts import PromptStore, SuggestedPrompt
 from supportbot.app import App
 from tests.test_workspace_delete import (  # noqa: F401
@@ -64,6 +65,20 @@ def seed_all(app: App, name: str, code: str, tmp_path: Path) -> Seeded:  # noqa:
         author_id=f"U-teammate-{name}",
     )
     PromptStore(app.engine).set(name, [SuggestedPrompt(f"{name} refunds", f"Refund code {code}?")])
+    handoffs = app.conversations.handoffs
+    handoffs.set_target(name, EscalationTarget(slack_usergroups=(f"S{code.upper()}000",)))
+    opened = handoffs.request(
+        name,
+        platform="slack",
+        team_id=f"T-{name}",
+        channel_id=f"C-{name}",
+        thread_id="1700000000.000100",
+        asker_id=f"slack:T-{name}:U-asker",
+        reason=HandoffReason.NOT_FOUND,
+        target=f"@S{code.upper()}000",
+        interaction_id=seeded.disliked_id,
+    )
+    handoffs.mark(name, opened.id, HandoffEvent.NOTIFIED, at=NOW)
     return seeded
 
 
