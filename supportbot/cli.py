@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from console.errors import ConsoleError
 from feedback.errors import FeedbackError
 from retrieval.chain import group_by_document
 from retrieval.errors import RetrievalError
@@ -38,6 +39,7 @@ from retrieval.ingest import IngestReport
 from retrieval.loaders import iter_files
 from retrieval.store import SearchMode, SearchResult
 from retrieval.workspaces import IdentityKind
+from supportbot.admin_cli import admin_app, web_command
 from supportbot.app import App
 from supportbot.chat import run_chat
 from supportbot.eval_cli import eval_command
@@ -66,6 +68,8 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(weaviate_app, name="weaviate")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(source_app, name="source")
+app.add_typer(admin_app, name="admin")
+app.command("web")(web_command)
 app.command("worker")(source_worker)
 app.command("eval")(eval_command)
 
@@ -607,7 +611,15 @@ def main() -> None:
     except ClickException as e:
         err.print(f"error: {e.format_message()}", markup=False, highlight=False)
         sys.exit(e.exit_code)
-    except (RetrievalError, FeedbackError, CliError, SyncError, SourceCliError, SettingsError) as e:
+    except (
+        RetrievalError,
+        FeedbackError,
+        CliError,
+        SyncError,
+        SourceCliError,
+        SettingsError,
+        ConsoleError,
+    ) as e:
         err.print(f"error: {e}", markup=False, highlight=False)
         sys.exit(1)
     except ValidationError as e:
