@@ -17,6 +17,8 @@ targets                     name
 evaluation runs, FAQ        ``eval_run.workspace`` / ``gap_draft.workspace`` = its name
 drafts
 DM choices                  ``directmessagechoice.workspace`` = its name
+console grants              ``console_grant.workspace`` = its name; then console users left
+                            with no grant at all, and their sessions
 bot replies                 their interaction is one of its answers, or their team is
                             one of its teams (Slack team, Discord guild)
 channel settings            their team is one of its teams
@@ -48,7 +50,7 @@ from sqlmodel import Session, col
 from bot.models import BotReply, ChannelSetting, DirectMessageChoice
 from bot.slack.models import SlackBotInstallation, SlackInstallation
 from bot.slack.prompts import AssistantPrompt
-from console.models import ReviewMark
+from console.models import ConsoleGrant, ConsoleSession, ConsoleUser, ReviewMark
 from feedback.handoffs import EscalationTargetRow, Handoff
 from feedback.learning_models import EvalRun, GapDraft
 from feedback.models import (
@@ -125,6 +127,16 @@ class WorkspaceOwnedRows:
             ),
         )
         run("handoffs", delete(Handoff).where(col(Handoff.workspace) == keys.name))
+        run("console grants", delete(ConsoleGrant).where(col(ConsoleGrant.workspace) == keys.name))
+        # A console user left with no workspace at all can see nothing: they go, with their
+        # sessions (a user of other workspaces too keeps their account).
+        granted = select(col(ConsoleGrant.user_id))
+        orphans = select(col(ConsoleUser.id)).where(col(ConsoleUser.id).not_in(granted))
+        run(
+            "console sessions",
+            delete(ConsoleSession).where(col(ConsoleSession.user_id).in_(orphans)),
+        )
+        run("console users", delete(ConsoleUser).where(col(ConsoleUser.id).not_in(granted)))
         run(
             "escalation targets",
             delete(EscalationTargetRow).where(col(EscalationTargetRow.workspace) == keys.name),

@@ -26,7 +26,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from sqlalchemy.engine import Engine
 
 from bot.handoff import EscalationTarget, HandoffEvent, HandoffReason
 from bot.slack.prompts import PromptStore, SuggestedPrompt
+from console.users import ConsoleUsers
 from supportbot.app import App
 from tests.test_workspace_delete import (  # noqa: F401
     NOW,
@@ -79,6 +80,11 @@ def seed_all(app: App, name: str, code: str, tmp_path: Path) -> Seeded:  # noqa:
         interaction_id=seeded.disliked_id,
     )
     handoffs.mark(name, opened.id, HandoffEvent.NOTIFIED, at=NOW)
+    users = ConsoleUsers(app.engine)
+    lead = users.slack_user(
+        email=f"lead@{name}.example", slack_user_id=f"U-lead-{name}", workspace=name
+    )
+    users.start_session(lead, timedelta(hours=1))
     return seeded
 
 
