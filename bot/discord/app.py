@@ -22,22 +22,16 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from bot.decide import Action
 from bot.discord.events import history_turns, incoming_from_message, vote_of
-from bot.formatting import answer_parts, render_notice
+from bot.discord.outbound import NO_MENTIONS, DiscordOutbound, InteractionOutbound
+from bot.formatting import render_notice
 from bot.markup.discord import decode as decode_discord
 from bot.message import IncomingMessage
+from bot.reply import ReplyFlow
 from bot.routing import DmRoute, DmRouteKind, choose_message
-from bot.service import (
-    APOLOGY,
-    SETUP_MESSAGE,
-    ConversationService,
-    log_answer_failure,
-    question_prompt,
-)
+from bot.service import ConversationService
 from bot.signals import is_resolved_reaction
-from retrieval.chain import Answer, Turn
-from retrieval.prompts import is_korean
+from retrieval.chain import Turn
 from retrieval.workspaces import WorkspaceInfo
 
 logger = logging.getLogger(__name__)
@@ -46,8 +40,7 @@ HISTORY_MESSAGES = 12
 REPLY_CHAIN_DEPTH = 8
 # DM history older than this belongs to an earlier conversation.
 DM_HISTORY_WINDOW_S = 3600.0
-# On every send, as well as the client's default: retrieved or generated text pings nobody.
-NO_MENTIONS = discord.AllowedMentions.none()
+__all__ = ["NO_MENTIONS", "DiscordBot", "bot_intents"]
 
 
 def _notice(markdown: str) -> str:
@@ -125,8 +118,13 @@ class DiscordBot:
         clock: Callable[[], float] = time.monotonic,
         membership_ttl_s: float = 600.0,
         guild_ready_timeout_s: float = 2.0,
+        streaming: bool = False,
     ) -> None:
+        """``streaming``: answers written by a chat model are shown as they are written
+        (throttled edits); ``/ask`` answers are never streamed."""
         self._service = service
+        self._streaming = streaming
+        self.flow = ReplyFlow(service)
         self._api_url = api_url.rstrip("/")
         self._public_dm_workspace = public_dm_workspace
         self._members = MembershipCache(ttl_s=membership_ttl_s, clock=clock)
@@ -237,6 +235,12 @@ class DiscordBot:
         incoming = incoming_from_message(message, bot_user_id=self._bot_id)
         if incoming is None or incoming.from_bot:
             return
+        outbound = DiscordOutbound(
+            message,
+            incoming,
+            history=lambda: self._history(message, incoming),
+            streaming=self._streaming,
+        )
         workspace = None
         if incoming.is_direct:
             routed = await self._route_dm(incoming)
@@ -244,34 +248,10 @@ class DiscordBot:
                 if await asyncio.to_thread(
                     self._service.claim_delivery, "discord", incoming.delivery_id
                 ):
-                    await self._send_safely(
-                        message.channel.send(
-                            _notice(routed), allowed_mentions=NO_MENTIONS, suppress_embeds=True
-                        )
-                    )
+                    await outbound.notice(routed)
                 return
             workspace = routed
-        triage = await asyncio.to_thread(self._service.triage, incoming, workspace=workspace)
-        decision, workspace = triage.decision, triage.situation.workspace
-        logger.debug("message %s: %s (%s)", incoming.message_id, decision.action, decision.reason)
-        if decision.action is Action.IGNORE:
-            return
-        if not triage.first_delivery:
-            logger.info("message %s seen before: ignored", incoming.identity)
-            return
-        if decision.action is Action.SIGNAL:  # recorded by the triage; nothing to say
-            return
-        if decision.action is Action.PROMPT:
-            prompt = _notice(question_prompt(incoming.words))
-            await self._send_safely(self._reply(message, incoming, prompt))
-            return
-        if decision.action is Action.SETUP_NEEDED:
-            once = f"setup:{incoming.team_id or incoming.channel_id}"
-            if await asyncio.to_thread(self._service.claim_delivery, "discord", once):
-                await self._send_safely(self._reply(message, incoming, _notice(SETUP_MESSAGE)))
-            return
-        assert workspace is not None
-        await self._answer_message(message, incoming, workspace)
+        await self.flow.handle(incoming, outbound, workspace=workspace)
 
     async def _route_dm(self, incoming: IncomingMessage) -> WorkspaceInfo | str:
         """The DM's workspace, or the message telling the user how to get one."""
@@ -293,61 +273,7 @@ class DiscordBot:
         mapped = await asyncio.to_thread(self._service.mapped_teams, "discord", list(guilds))
         return [g for g in mapped if await self._members.is_member(guilds[g], user_id)]
 
-    # --- answering -----------------------------------------------------------------------------
-
-    async def _answer_message(
-        self, message: discord.Message, incoming: IncomingMessage, workspace: WorkspaceInfo
-    ) -> None:
-        try:
-            async with message.channel.typing():
-                history = await self._history(message, incoming)
-                answer = await self._service.answer(workspace, incoming.text, history)
-        except Exception as e:
-            log_answer_failure(logger, e, f"answering {incoming.delivery_id}")
-            apology = APOLOGY["ko" if is_korean(incoming.text) else "en"]
-            await self._send_safely(self._reply(message, incoming, _notice(apology)))
-            return
-        parts = answer_parts(answer, "discord")
-        first = await self._reply(message, incoming, parts[0])
-        await self._record(incoming, workspace, answer, first, parts[1:], first.channel)
-
-    def _reply(self, message: discord.Message, incoming: IncomingMessage, text: str) -> Any:
-        """Send ``text`` (already rendered) in answer to ``message``: no pings, no embeds."""
-        if incoming.is_direct:
-            return message.channel.send(text, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
-        return message.reply(
-            text, mention_author=False, allowed_mentions=NO_MENTIONS, suppress_embeds=True
-        )
-
-    async def _record(
-        self,
-        incoming: IncomingMessage,
-        workspace: WorkspaceInfo,
-        answer: Answer,
-        first: discord.Message,
-        rest: list[str],
-        channel: Any,
-    ) -> None:
-        thread_id = incoming.thread_id or incoming.message_id
-        interaction_id = await asyncio.to_thread(
-            self._service.record_reply,
-            incoming,
-            workspace,
-            answer,
-            thread_id=thread_id,
-            reply_message_id=str(first.id),
-        )
-        for part in rest:
-            sent = await channel.send(part, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
-            await asyncio.to_thread(
-                self._service.remember_reply,
-                "discord",
-                incoming.team_id,
-                incoming.channel_id,
-                thread_id,
-                str(sent.id),
-                interaction_id,
-            )
+    # --- answering ---------------------------------------------------------------------------
 
     async def _history(self, message: discord.Message, incoming: IncomingMessage) -> list[Turn]:
         """The conversation so far: the DM's recent messages, the thread, or the reply chain."""
@@ -384,13 +310,6 @@ class DiscordBot:
         chain.reverse()
         return chain
 
-    @staticmethod
-    async def _send_safely(sending: Any) -> None:
-        try:
-            await sending
-        except discord.HTTPException as e:
-            logger.error("could not send to Discord: %s", e)
-
     # --- slash commands ------------------------------------------------------------------------
 
     async def _on_ask(self, interaction: discord.Interaction, question: str, private: bool) -> None:
@@ -413,70 +332,15 @@ class DiscordBot:
             is_direct=interaction.guild_id is None,
             mentions_bot=True,
         )
+        outbound = InteractionOutbound(interaction, incoming, private=private)
         workspace = None
         if incoming.is_direct:
             routed = await self._route_dm(incoming)
             if isinstance(routed, str):
-                await interaction.followup.send(
-                    _notice(routed),
-                    ephemeral=True,
-                    allowed_mentions=NO_MENTIONS,
-                    suppress_embeds=True,
-                )
+                await outbound.notice(routed)
                 return
             workspace = routed
-        triage = await asyncio.to_thread(self._service.triage, incoming, workspace=workspace)
-        if not triage.first_delivery:
-            return
-        if triage.decision.action in (Action.PROMPT, Action.SIGNAL):
-            await interaction.followup.send(
-                _notice(question_prompt(incoming.words)),
-                ephemeral=True,
-                allowed_mentions=NO_MENTIONS,
-                suppress_embeds=True,
-            )
-            return
-        if triage.decision.action is not Action.ANSWER or triage.situation.workspace is None:
-            await interaction.followup.send(
-                _notice(SETUP_MESSAGE),
-                ephemeral=True,
-                allowed_mentions=NO_MENTIONS,
-                suppress_embeds=True,
-            )
-            return
-        try:
-            answer = await self._service.answer(triage.situation.workspace, incoming.text, [])
-        except Exception as e:
-            log_answer_failure(logger, e, f"answering /ask {interaction.id}")
-            apology = APOLOGY["ko" if is_korean(question) else "en"]
-            await interaction.followup.send(
-                _notice(apology),
-                ephemeral=private,
-                allowed_mentions=NO_MENTIONS,
-                suppress_embeds=True,
-            )
-            return
-        parts = answer_parts(answer, "discord")
-        first = await interaction.followup.send(
-            parts[0],
-            ephemeral=private,
-            wait=True,
-            allowed_mentions=NO_MENTIONS,
-            suppress_embeds=True,
-        )
-        for part in parts[1:]:
-            await interaction.followup.send(
-                part, ephemeral=private, allowed_mentions=NO_MENTIONS, suppress_embeds=True
-            )
-        if not private:  # an ephemeral answer takes no reactions
-            await asyncio.to_thread(
-                self._service.record_reply,
-                incoming,
-                triage.situation.workspace,
-                answer,
-                thread_id=incoming.thread_id or "",
-                reply_message_id=str(first.id),
-            )
+        await self.flow.handle(incoming, outbound, workspace=workspace)
 
     async def _on_workspace(self, interaction: discord.Interaction, name: str | None) -> None:
         user_id = str(interaction.user.id)
