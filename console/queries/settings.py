@@ -1,5 +1,6 @@
-"""A workspace's bot settings: how each channel answers (:mod:`bot.channels`), and the other
-per-workspace settings where the running version has them.
+"""A workspace's bot settings: how each channel answers (:mod:`bot.channels`), where human
+handoffs go (:mod:`feedback.handoffs`), and the prompts Slack's assistant panel suggests
+(:mod:`bot.slack.prompts`); each written through its own store, as its CLI command writes it.
 
 Channel modes are stored per platform team (a Slack team, a Discord guild), not per workspace:
 a workspace's channels are those of the teams linked to it (its platform identities), and a
@@ -16,8 +17,17 @@ from sqlmodel import Session, col, select
 
 from bot.channels import ChannelSettings
 from bot.decide import ChannelMode
+from bot.handoff import (
+    EscalationTarget,
+    HandoffError,
+    check_slack_channel,
+    check_slack_usergroup,
+    check_snowflake,
+)
 from bot.models import ChannelSetting
+from bot.slack.prompts import PromptError, PromptStore, SuggestedPrompt, parse_prompt
 from console.errors import InvalidInputError
+from feedback.handoffs import HandoffStore
 from retrieval.workspaces import IdentityKind, WorkspaceRegistry
 
 TEAM_PLATFORMS = {
@@ -106,3 +116,69 @@ def set_channel_mode(
         raise InvalidInputError(f"unknown mode {mode!r}: use {' or '.join(MODES)}") from e
     ChannelSettings(engine).set_mode(chosen_team.platform, chosen_team.team_id, channel, chosen)
     return ChannelRow(chosen_team.platform, chosen_team.team_id, channel, chosen.value)
+
+
+# --- suggested prompts (Slack's assistant panel; bot.slack.prompts) ----------------------------
+
+
+def suggested_prompts(engine: Engine, workspace: str) -> list[SuggestedPrompt]:
+    """The workspace's own prompts; empty when it uses the defaults."""
+    return PromptStore(engine).get(workspace)
+
+
+def set_suggested_prompts(engine: Engine, workspace: str, text: str) -> list[SuggestedPrompt]:
+    """Replace the prompts with ``text``'s lines, each ``title=message`` as in ``supportbot
+    workspace prompts``; blank text goes back to the defaults. :class:`InvalidInputError`."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    store = PromptStore(engine)
+    try:
+        if not lines:
+            store.clear(workspace)
+            return []
+        return store.set(workspace, [parse_prompt(line) for line in lines])
+    except PromptError as e:
+        raise InvalidInputError(str(e)) from e
+
+
+# --- escalation target (human handoff; feedback.handoffs) --------------------------------------
+
+
+def escalation_target(engine: Engine, workspace: str) -> EscalationTarget:
+    return HandoffStore(engine, user_hash=_no_users).target(workspace)
+
+
+def set_escalation_target(
+    engine: Engine,
+    workspace: str,
+    *,
+    slack_channels: str,
+    slack_usergroups: str,
+    discord_channel: str,
+    discord_role: str,
+) -> EscalationTarget:
+    """Replace the target (ids separated by spaces or commas; all blank removes it), checked as
+    ``supportbot workspace escalation`` checks them. :class:`InvalidInputError`."""
+    try:
+        target = EscalationTarget(
+            slack_channels=tuple(check_slack_channel(v) for v in _ids(slack_channels)),
+            slack_usergroups=tuple(check_slack_usergroup(v) for v in _ids(slack_usergroups)),
+            discord_channel=_one(discord_channel, "channel"),
+            discord_role=_one(discord_role, "role"),
+        )
+    except HandoffError as e:
+        raise InvalidInputError(str(e)) from e
+    HandoffStore(engine, user_hash=_no_users).set_target(workspace, target)
+    return target
+
+
+def _ids(text: str) -> list[str]:
+    return list(dict.fromkeys(text.replace(",", " ").split()))
+
+
+def _one(text: str, what: str) -> str | None:
+    value = text.strip()
+    return check_snowflake(value, what) if value else None
+
+
+def _no_users(user_id: str) -> str:
+    return user_id  # targets only: no user ids are hashed here
