@@ -30,11 +30,12 @@ from tests.conftest import make_settings
 from tests.servers.discord import DiscordSimulator
 
 TOKEN = "discord-forum-token"
-GUILD, GENERAL, FORUM, PLAIN_FORUM = (
+GUILD, GENERAL, FORUM, PLAIN_FORUM, QUIET_FORUM = (
     "3000000000000000100",
     "3000000000000000101",
-    "3000000000000000102",
-    "3000000000000000103",
+    "3000000000000000102",  # support forum (all questions) with a Solved tag
+    "3000000000000000103",  # all questions, no solved tag
+    "3000000000000000104",  # mode not set: mentions only
 )
 ALICE, BOB, MOD = "3000000000000001001", "3000000000000001002", "3000000000000001003"
 MOD_ROLE, BOT_ROLE = "3000000000000000900", "3000000000000000901"
@@ -63,10 +64,12 @@ def forum_tag(tag_id: str, name: str, emoji: str | None = None) -> dict[str, Any
     }
 
 
+OTHER_TAGS = [f"300000000000000051{n}" for n in range(4)]
 SUPPORT_TAGS = [
     forum_tag(TAG_BUG, "Bug", "🐛"),
     forum_tag(TAG_QUESTION, "Question"),
     forum_tag(TAG_SOLVED, "Solved", "✅"),
+    *(forum_tag(t, f"Area {n}") for n, t in enumerate(OTHER_TAGS)),
 ]
 
 
@@ -120,6 +123,7 @@ def make_simulator() -> DiscordSimulator:
     sim.add_member(GUILD, sim.bot_id, roles=[BOT_ROLE])  # invited with Manage Threads
     sim.add_forum(GUILD, FORUM, "support", tags=SUPPORT_TAGS)
     sim.add_forum(GUILD, PLAIN_FORUM, "ideas", tags=[forum_tag("3000000000000000601", "Idea")])
+    sim.add_forum(GUILD, QUIET_FORUM, "lounge", tags=SUPPORT_TAGS)
     return sim
 
 

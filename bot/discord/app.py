@@ -22,8 +22,11 @@ from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from bot.discord.components import ComponentHandler
 from bot.discord.events import history_turns, incoming_from_message, vote_of
+from bot.discord.forums import ForumSupport
 from bot.discord.outbound import NO_MENTIONS, DiscordOutbound, InteractionOutbound
+from bot.discord.registration import Backoff, CommandRegistration
 from bot.formatting import render_notice
 from bot.markup.discord import decode as decode_discord
 from bot.message import IncomingMessage
@@ -119,6 +122,7 @@ class DiscordBot:
         membership_ttl_s: float = 600.0,
         guild_ready_timeout_s: float = 2.0,
         streaming: bool = False,
+        command_backoff: Backoff | None = None,
     ) -> None:
         """``streaming``: answers written by a chat model are shown as they are written
         (throttled edits); ``/ask`` answers are never streamed."""
@@ -137,6 +141,11 @@ class DiscordBot:
             guild_ready_timeout=guild_ready_timeout_s,
         )
         self.tree = app_commands.CommandTree(self.client)
+        # Registered in the background, retried until Discord accepts (never fatal).
+        self.commands = CommandRegistration(self.tree, backoff=command_backoff)
+        self.forums = ForumSupport(service, self.client)
+        self.components = ComponentHandler(service, self.forums)
+        self.flow.controls_for = self.forums.with_solved(self.flow.controls_for)
         self._register()
 
     async def start(self, token: str) -> None:
@@ -152,6 +161,7 @@ class DiscordBot:
             await self.client.close()
 
     async def close(self) -> None:
+        await self.commands.stop()
         await self.client.close()
 
     @property
@@ -176,6 +186,10 @@ class DiscordBot:
         async def on_raw_reaction_remove(payload: discord.RawReactionActionEvent) -> None:
             await self._on_reaction(payload, removed=True)
 
+        @client.event
+        async def on_interaction(interaction: discord.Interaction) -> None:
+            await self.components.on_interaction(interaction)  # our buttons; others untouched
+
         @self.tree.command(name="ask", description="Ask a question to your company's knowledge")
         @app_commands.describe(question="Your question", private="Only you see the answer")
         async def ask(
@@ -189,10 +203,7 @@ class DiscordBot:
             await self._on_workspace(interaction, name)
 
     async def _sync_commands(self, client: discord.Client) -> None:
-        try:
-            await self.tree.sync()
-        except discord.HTTPException as e:  # the bot still answers messages without them
-            logger.warning("could not register the slash commands: %s", e)
+        self.commands.start()  # in the background: the gateway connects meanwhile
 
     async def _on_reaction(self, payload: discord.RawReactionActionEvent, *, removed: bool) -> None:
         if payload.user_id == self._bot_id:
@@ -206,6 +217,7 @@ class DiscordBot:
                 message_id=str(payload.message_id),
                 user_id=str(payload.user_id),
             )
+            await self.forums.on_solved_reaction(payload)  # a forum post: its Solved tag
             return
         value = vote_of(payload.emoji)
         if value is None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import discord
 
+from bot.discord.components import answer_view
 from bot.formatting import answer_parts, render_notice
 from bot.message import IncomingMessage, Platform
 from bot.reply import AnswerControls, Recorder
@@ -42,7 +43,7 @@ def control_view(controls: AnswerControls) -> discord.ui.View | None:
     The place for Discord buttons (👍/👎 components, *Solved*, "Talk to a human"): the flow
     passes the :class:`AnswerControls`, this draws them.
     """
-    return None
+    return answer_view(feedback=controls.feedback, solved=controls.solved)
 
 
 def _notice(markdown: str) -> str:
