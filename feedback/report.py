@@ -8,7 +8,9 @@ Figures (README "Feedback and fine-tuning data"):
 - like rate = liked answers / rated answers;
 - most disliked questions: questions (normalized) by the number of 👎 on their answers;
 - knowledge gaps: questions answered "not found in the documentation";
-- top cited sources: documents by the number of answers that cited them.
+- top cited sources: documents by the number of answers that cited them;
+- handoffs to people: how many were requested in the period, how many a person replied to
+  and were resolved, and the median time from the request to the first human reply.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from feedback.answers import RatedAnswer, load_answers, normalize_question, require_workspace
+from feedback.handoffs import HandoffStore, HandoffSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ class Report:
     most_disliked: list[QuestionLine]
     knowledge_gaps: list[QuestionLine]
     top_sources: list[SourceLine]
+    handoffs: HandoffSummary | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +95,7 @@ class Report:
             "most_disliked": [_question_dict(q) for q in self.most_disliked],
             "knowledge_gaps": [_question_dict(q) for q in self.knowledge_gaps],
             "top_sources": [asdict(s) for s in self.top_sources],
+            "handoffs": asdict(self.handoffs) if self.handoffs else None,
         }
 
 
@@ -122,6 +127,7 @@ def build_report(
         most_disliked=_questions([a for a in answers if a.dislikes], limit, by_dislikes=True),
         knowledge_gaps=_questions([a for a in answers if not a.found], limit, by_dislikes=False),
         top_sources=_sources(answers, limit),
+        handoffs=HandoffStore(engine, user_hash=str).summary(workspace, since=since),
     )
 
 

@@ -299,6 +299,92 @@ def ingest(
             with _progress(total, "files") as on_item:
                 reports.append(kb.ingest_paths(workspace, paths, prune=prune, on_item=on_item))
         if jsonl is not None:
+@workspace_app.command("escalation")
+def workspace_escalation(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Argument(help="Workspace (its exact name).", callback=workspace_name)
+    ],
+    slack_channel: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slack-channel",
+            help="Slack channel id (C…/G…) where handoffs are posted; repeat for several.",
+            show_default=False,
+        ),
+    ] = None,
+    slack_usergroup: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slack-usergroup",
+            help="Slack user group id (S…) mentioned in the handoff post; repeat for several.",
+            show_default=False,
+        ),
+    ] = None,
+    discord_channel: Annotated[
+        str | None,
+        typer.Option(
+            help="Discord staff channel id where handoffs are posted.", show_default=False
+        ),
+    ] = None,
+    discord_role: Annotated[
+        str | None,
+        typer.Option(help="Discord role id mentioned in the handoff post.", show_default=False),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the target: the bot offers no handoff.")
+    ] = False,
+) -> None:
+    """Set, show or clear who the bot hands conversations to (a person asked, no answer found,
+    or the "Talk to a human" button).
+
+    Options given replace that platform's part of the target; with no option, shows it.
+    Without a target on a platform the bot never offers a person there. Example:
+    supportbot workspace escalation acme --slack-channel C024BE91L --slack-usergroup S0614TZR7
+    """
+    from dataclasses import replace
+
+    from bot.handoff import (
+        EscalationTarget,
+        HandoffError,
+        check_slack_channel,
+        check_slack_usergroup,
+        check_snowflake,
+    )
+
+    changes: dict[str, object] = {}
+    try:
+        if slack_channel:
+            changes["slack_channels"] = tuple(
+                dict.fromkeys(map(check_slack_channel, slack_channel))
+            )
+        if slack_usergroup:
+            groups = map(check_slack_usergroup, slack_usergroup)
+            changes["slack_usergroups"] = tuple(dict.fromkeys(groups))
+        if discord_channel is not None:
+            changes["discord_channel"] = check_snowflake(discord_channel, "channel")
+        if discord_role is not None:
+            changes["discord_role"] = check_snowflake(discord_role, "role")
+    except HandoffError as e:
+        raise CliError(str(e)) from e
+    if clear and changes:
+        raise CliError("give target options or --clear, not both")
+    with _app(ctx) as application:
+        application.registry.get(name)  # an unknown name: one line naming look-alikes
+        store = application.conversations.handoffs
+        if clear:
+            store.set_target(name, EscalationTarget())
+        elif changes:
+            store.set_target(name, replace(store.target(name), **changes))  # type: ignore[arg-type]
+        target = store.target(name)
+    if target.empty:
+        out.print(f"{name}: no escalation target; the bot offers no handoff", markup=False)
+        return
+    for platform in ("slack", "discord"):
+        shown = target.describe(platform) if target.configured_for(platform) else "none"
+        out.print(f"{name} {platform}: {shown}", markup=False, highlight=False)
+
+
             total = _count_lines(jsonl)
             with _progress(total, "records") as on_item:
                 reports.append(kb.ingest_jsonl(workspace, jsonl, on_item=on_item))

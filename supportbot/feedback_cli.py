@@ -255,6 +255,15 @@ def _print_report(report: Report) -> None:
         f"not found {t.not_found}",
         highlight=False,
     )
+    if report.handoffs is not None:
+        h = report.handoffs
+        wait = h.median_seconds_to_first_human_reply
+        median = "—" if wait is None else f"{int(wait // 60)}m {int(wait % 60):02d}s"
+        out.print(
+            f"handoffs {h.count} · replied by a person {h.replied} · resolved {h.resolved} · "
+            f"median time to first human reply {median}",
+            highlight=False,
+        )
     days = Table(title="By day (UTC)", title_justify="left")
     for column in ("day", "answers", "rated", "👍", "👎", "like rate"):
         days.add_column(column, justify="left" if column == "day" else "right")
