@@ -11,6 +11,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -90,15 +91,15 @@ class Browser:
         )
         assert signed_in.status_code == 303, signed_in.text
 
-    def get(self, url: str, **kwargs: object):  # type: ignore[no-untyped-def]
-        return self.client.get(url, **kwargs)  # type: ignore[arg-type]
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.client.get(url, **kwargs)
 
-    def post(self, url: str, data: dict[str, str] | None = None, **kwargs: object):  # type: ignore[no-untyped-def]
+    def post(self, url: str, data: dict[str, str] | None = None, **kwargs: Any) -> Any:
         return self.client.post(
             url,
             data={**(data or {}), "csrf_token": self.token},
             follow_redirects=False,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
 
 
