@@ -253,10 +253,16 @@ class WeaviateConnection(Generic[A]):
         return f"{self._down_reason}; retrying"
 
 
-def http_ready(base_url: str, *, timeout_s: float = 2.0) -> bool:
-    """True when the Weaviate at ``base_url`` (``http://host:port``) says it is ready."""
+def http_answering(base_url: str, *, timeout_s: float = 2.0) -> bool:
+    """True when the Weaviate at ``base_url`` (``http://host:port``) answers (``/live``).
+
+    Not ``/ready``: a node of a cluster reports itself not ready (503) for as long as a peer
+    is unreachable (its gossip health score is not 0), yet it serves reads and writes with the
+    replicas that are left; a bot that took that for "down" would refuse every question while
+    one node of three is lost.
+    """
     try:
-        response = httpx.get(f"{base_url.rstrip('/')}/v1/.well-known/ready", timeout=timeout_s)
+        response = httpx.get(f"{base_url.rstrip('/')}/v1/.well-known/live", timeout=timeout_s)
     except httpx.HTTPError:
         return False
     return response.status_code == 200

@@ -26,7 +26,7 @@ from bot.signals import SignalDetector
 from feedback.store import SqlFeedbackStore
 from retrieval.chain import AnswerChain
 from retrieval.chunking import Chunker
-from retrieval.connection import WeaviateConnection, http_ready
+from retrieval.connection import WeaviateConnection, http_answering
 from retrieval.embeddings import LocalE5Embeddings, OpenAICompatibleEmbeddings, QueryBatchEmbeddings
 from retrieval.knowledge import KnowledgeBase
 from retrieval.store import KnowledgeStore, Replication
@@ -141,7 +141,7 @@ class App:
                 return _with_schema(client, self.replication)
 
             connection = WeaviateConnection(
-                locate=lambda: base if http_ready(base) else None,
+                locate=lambda: base if http_answering(base) else None,
                 connect=connect_remote,
                 where=f"Weaviate at {base}",
             )

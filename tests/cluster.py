@@ -208,7 +208,9 @@ class LocalCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)
-            self._reap(name)
+        process = self._processes.pop(name, None)
+        if process is not None:
+            process.poll()  # settle the handle (the exit was already collected)
         self._pid_file(name).unlink(missing_ok=True)
 
     def stop(self) -> None:
