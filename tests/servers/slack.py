@@ -415,6 +415,8 @@ class SlackSimulator:
         self._oauth_codes: dict[str, dict[str, Any]] = {}
         self._used_codes: set[str] = set()
         self._channels: dict[str, dict[str, Any]] = {}
+        # team id -> its user groups, as usergroups.list returns them
+        self._usergroups: dict[str, list[dict[str, Any]]] = {}
         self._users: dict[str, dict[str, Any]] = {}
         self._bots: dict[str, dict[str, Any]] = {}
         # content
@@ -883,6 +885,49 @@ class SlackSimulator:
         with self._lock:
             return copy.deepcopy(self._messages.get(channel, []))
 
+    def add_usergroup(
+        self, team_id: str, group_id: str, handle: str, name: str = "", users: Iterable[str] = ()
+    ) -> None:
+        """A user group of the team (``<!subteam^ID>`` pings its members)."""
+        members = list(users)
+        with self._lock:
+            self._usergroups.setdefault(team_id, []).append(
+                {
+                    "id": group_id,
+                    "team_id": team_id,
+                    "is_usergroup": True,
+                    "name": name or handle,
+                    "description": "",
+                    "handle": handle,
+                    "is_external": False,
+                    "date_create": 1446746793,
+                    "date_update": 1446746793,
+                    "date_delete": 0,
+                    "auto_type": None,
+                    "created_by": "U060RNRCZ",
+                    "updated_by": "U060RNRCZ",
+                    "deleted_by": None,
+                    "prefs": {"channels": [], "groups": []},
+                    "user_count": len(members),
+                    "users": members,
+                }
+            )
+
+    def pings(self, channel: str | None = None) -> list[tuple[str, str, list[str]]]:
+        """Who each stored message would notify: (channel, ts, targets), for messages with
+        any. A target is ``@U…`` (a user mention), ``subteam^S…`` (a user group) or
+        ``here``/``channel``/``everyone``, read from the text and every ``mrkdwn``/``text``
+        field of the blocks, as Slack parses them (escaped ``&lt;…&gt;`` is no mention)."""
+        found = []
+        with self._lock:
+            channels = [channel] if channel else list(self._messages)
+            for cid in channels:
+                for message in self._messages.get(cid, []):
+                    targets = _mentions(message)
+                    if targets:
+                        found.append((cid, str(message.get("ts")), targets))
+        return found
+
     def message(self, channel: str, ts: str) -> dict[str, Any] | None:
         """A copy of one stored message, or ``None``."""
         with self._lock:
@@ -1263,6 +1308,8 @@ class SlackSimulator:
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.delete": self._chat_delete,
+            "chat.getPermalink": self._chat_get_permalink,
+            "usergroups.list": self._usergroups_list,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "conversations.replies": self._conversations_replies,
             "conversations.history": self._conversations_history,
@@ -1381,6 +1428,31 @@ class SlackSimulator:
                 message["subtype"] = "thread_broadcast"
         self._store(channel["id"], message)
         return {"ok": True, "channel": channel["id"], "ts": ts, "message": copy.deepcopy(message)}
+
+    def _chat_get_permalink(self, request: _Request) -> dict[str, Any]:
+        """``https://<domain>.slack.com/archives/<channel>/p<ts without the dot>``; a thread
+        reply's link adds ``?thread_ts=<root>&cid=<channel>`` (as Slack's)."""
+        ws, args = self._ws(request), request.args
+        channel = self._channel(args.get("channel"), ws)
+        ts = _str_arg(args, "message_ts")
+        if ts is None:
+            raise _missing("message_ts")
+        message = self._find(channel["id"], ts)
+        if message is None:
+            raise _SlackError("message_not_found")
+        link = f"{ws.url}archives/{channel['id']}/p{ts.replace('.', '')}"
+        root = message.get("thread_ts")
+        if root and root != ts:
+            link += f"?thread_ts={root}&cid={channel['id']}"
+        return {"ok": True, "channel": channel["id"], "permalink": link}
+
+    def _usergroups_list(self, request: _Request) -> dict[str, Any]:
+        ws, args = self._ws(request), request.args
+        groups = copy.deepcopy(self._usergroups.get(ws.team_id, []))
+        if not _flag(args.get("include_users")):
+            for group in groups:
+                group.pop("users", None)
+        return {"ok": True, "usergroups": groups}
 
     def _own_message(
         self, request: _Request, not_yours: str
@@ -2336,3 +2408,32 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+_MENTION = re.compile(
+    r"<(@[UW][A-Z0-9]+|!subteam\^[A-Z0-9]+|!here|!channel|!everyone)(?:\|[^>]*)?>"
+)
+
+
+def _mentions(message: Mapping[str, Any]) -> list[str]:
+    """The mentions Slack would notify for ``message`` (see :meth:`SlackSimulator.pings`)."""
+    texts = [str(message.get("text") or "")]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("mrkdwn", "plain_text") and isinstance(node.get("text"), str):
+                texts.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(message.get("blocks") or [])
+    found: list[str] = []
+    for text in texts:
+        for match in _MENTION.finditer(text):
+            target = match.group(1).removeprefix("!")
+            if target not in found:
+                found.append(target)
+    return found
