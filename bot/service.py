@@ -146,6 +146,11 @@ class ConversationService:
         self._ready_ttl = timedelta(seconds=ready_ttl_s)
         self._ready_seen: dict[str, datetime] = {}
 
+    @property
+    def engine(self) -> Engine:
+        """The database it keeps its rows in (Slack's prompts and /ask answers share it)."""
+        return self._engine
+
     # --- routing -----------------------------------------------------------------------------
 
     def claim_delivery(self, platform: str, delivery_id: str) -> bool:

@@ -369,7 +369,7 @@ async def test_reactions_and_buttons_become_ratings(
     await http_bot.post(mention("What is the API rate limit?", ts="1700005000.000100"))
     [update] = await answered(slack)
     answer_ts = update.args["ts"]
-    assert update.args["blocks"][-1]["type"] == "actions"
+    assert update.args["blocks"][-1]["type"] == "context_actions"  # Slack's native 👍/👎
     reaction = load_shared_fixture("scenario_tests__test_events__valid_reaction_added_body__L112")
     reaction = copy.deepcopy(reaction)
     reaction.update({"team_id": ACME, "event_id": "EvR1"})
@@ -566,6 +566,8 @@ async def test_manifest_subscribes_only_to_events_the_bot_handles(http_bot: Http
             "item": {"type": "file"},
             "reaction": "eyes",
             "tokens": {},
+            # assistant_thread_* events always name their thread (bolt needs it)
+            "assistant_thread": {"user_id": "U0", "channel_id": "D0", "thread_ts": "1.2"},
         }
         body = event_envelope(
             inner, team_id="T000", event_id=f"EvManifest{n}", bot_user_id=BOT_USER
@@ -574,7 +576,8 @@ async def test_manifest_subscribes_only_to_events_the_bot_handles(http_bot: Http
     assert statuses == dict.fromkeys(events, 200)
     assert scopes == {
         "app_mentions:read", "chat:write", "channels:history", "groups:history",
-        "im:history", "mpim:history", "reactions:read",
+        "im:history", "mpim:history", "reactions:read", "assistant:write", "commands",
+        "usergroups:read", "users:read",
     }  # fmt: skip
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
 
@@ -1041,7 +1044,7 @@ async def test_a_long_fenced_answer_is_one_message_of_balanced_valid_sections(
     assert sections[1].startswith("```\nsetting_")
     shown = [line for s in sections for line in s.split("\n") if line.startswith("setting_")]
     assert shown == [line for line in answer.split("\n") if line.startswith("setting_")]
-    assert update.args["blocks"][-1]["type"] == "actions"
+    assert update.args["blocks"][-1]["type"] == "context_actions"
 
 
 async def test_a_very_long_answer_spans_messages_within_slacks_limits(
@@ -1067,7 +1070,7 @@ async def test_a_very_long_answer_spans_messages_within_slacks_limits(
     )
     assert all(s.startswith(("Part", "```yaml\n", "```\n")) for s in sections)
     assert sum(s.count("key_000:") for s in sections) == 8
-    assert [c.args["blocks"][-1]["type"] for c in messages][-1] == "actions"
+    assert [c.args["blocks"][-1]["type"] for c in messages][-1] == "context_actions"
     assert all(c.args["blocks"][-1]["type"] == "section" for c in messages[:-1])
     assert all(c.args["thread_ts"] == question_ts for c in follow_ups)
 

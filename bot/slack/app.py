@@ -29,9 +29,11 @@ from bot.message import IncomingMessage
 from bot.reply import ReplyFlow
 from bot.service import ConversationService
 from bot.signals import is_resolved_reaction
+from bot.slack.assistant import AssistantOutbound, in_assistant_thread
 from bot.slack.events import incoming_from_event
 from bot.slack.installations import forget_installation, forget_revoked_tokens
 from bot.slack.outbound import PLACEHOLDER, SlackOutbound, StreamingRefusals
+from bot.slack.surface import register_surface
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ class SlackBot:
     def _register(self) -> None:
         app = self.app
         self._register_installation_events()
+        register_surface(app, self._service)  # assistant view, App Home, /ask, native 👍/👎
 
         @app.event("app_mention")
         async def on_mention(
@@ -230,7 +233,8 @@ class SlackBot:
         self, client: AsyncWebClient, message: IncomingMessage, *, bot_user_id: str | None
     ) -> SlackOutbound:
         """The outbound for one message's conversation (streaming when the bot streams)."""
-        return SlackOutbound(
+        kind = AssistantOutbound if in_assistant_thread(message) else SlackOutbound
+        return kind(
             client,
             message,
             bot_user_id=bot_user_id,

@@ -28,6 +28,7 @@ from bot.formatting import LIMITS, SLACK_MESSAGE_CHARS, render_notice, slack_mes
 from bot.message import IncomingMessage, Platform
 from bot.reply import AnswerControls, Recorder
 from bot.reply.partial import AppendOnly, Throttle, partial_parts
+from bot.slack.blocks import feedback_block
 from bot.slack.events import history_from_replies
 from retrieval.chain import Answer, Turn
 
@@ -85,25 +86,7 @@ def control_blocks(controls: AnswerControls) -> list[dict[str, Any]]:
     """
     blocks: list[dict[str, Any]] = []
     if controls.feedback:
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": "feedback_helpful",
-                        "text": {"type": "plain_text", "text": "👍 Helpful"},
-                        "value": "1",
-                    },
-                    {
-                        "type": "button",
-                        "action_id": "feedback_not_helpful",
-                        "text": {"type": "plain_text", "text": "👎 Not helpful"},
-                        "value": "-1",
-                    },
-                ],
-            }
-        )
+        blocks.append(feedback_block())  # Slack's native 👍/👎 (feedback_buttons)
     return blocks
 
 

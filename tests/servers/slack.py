@@ -19,6 +19,11 @@ Supported wire surface (enough for a support bot, nothing more):
   ``conversations.history``, ``conversations.info``, ``users.info``, ``reactions.add``,
   ``reactions.remove``, ``bots.info``, ``oauth.v2.access`` and ``apps.connections.open``.
   Anything else gets ``unknown_method``.
+* **Streaming** -- ``chat.startStream`` / ``chat.appendStream`` / ``chat.stopStream`` with
+  Slack's checks (``thread_ts`` required; ``recipient_team_id``/``recipient_user_id`` in
+  channels; 12,000 characters of ``markdown_text`` per call; ``message_not_in_streaming_state``
+  after the stop); :meth:`~SlackSimulator.streams` records each stream's appends and final
+  blocks, and :meth:`~SlackSimulator.refuse_streaming` makes a team refuse them.
 * **Socket Mode** -- ``apps.connections.open`` (app-level token) hands out a single-use
   ``ws://127.0.0.1:PORT/link/?ticket=...`` URL served by the same server. On connect the server
   sends Slack's ``hello``; tests push ``events_api`` / ``interactive`` / ``slash_commands``
@@ -87,6 +92,7 @@ __all__ = [
     "event_envelope",
     "load_shared_fixture",
     "sign_request",
+    "signed_command_request",
     "signed_event_request",
     "signed_interactive_request",
 ]
@@ -96,11 +102,18 @@ T = TypeVar("T")
 API_PREFIX = "/api/"
 SOCKET_PATH = "/link/"
 CONTROL_PREFIX = "/_sim/"
+RESPONSE_PREFIX = "/_response/"
+MAX_VIEW_BLOCKS = 100
+MAX_MESSAGE_BLOCKS = 50
+MAX_SUGGESTED_PROMPTS = 4
+MAX_LOADING_MESSAGES = 10
 DEFAULT_TS_START = 1_700_000_000
 """Seconds part of the first generated message ``ts`` ("1700000000.000100")."""
 TS_STEP_US = 100
 """Generated ``ts`` values grow by 100 microseconds, so they are unique and strictly increasing."""
 MAX_TEXT = 40_000
+STREAM_TEXT_LIMIT = 12_000
+"""``markdown_text`` of one chat.startStream/appendStream/stopStream call, in characters."""
 REPLIES_DEFAULT_LIMIT = 1000
 HISTORY_DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -422,6 +435,14 @@ class SlackSimulator:
         # content
         self._messages: dict[str, list[dict[str, Any]]] = {}
         self._ephemeral: list[dict[str, Any]] = []
+        # response_url token -> the messages posted through it (see response_url_for)
+        self._response_urls: dict[str, dict[str, Any]] = {}
+        self._responses: list[dict[str, Any]] = []
+        self._assistant_threads: dict[tuple[str, str], dict[str, Any]] = {}
+        self._home_views: dict[str, dict[str, Any]] = {}
+        # streamed messages (ts -> record) and teams whose streaming calls are refused
+        self._streams: dict[str, dict[str, Any]] = {}
+        self._streaming_refused: dict[str, str] = {}
         self._last_ts_us = ts_start * 1_000_000
         # recording and faults
         self._calls: list[SlackCall] = []
@@ -493,6 +514,7 @@ class SlackSimulator:
         app.router.add_route("*", API_PREFIX + "{method}", self._handle_api)
         app.router.add_get(SOCKET_PATH, self._handle_socket)
         app.router.add_route("*", CONTROL_PREFIX + "{action}", self._handle_control)
+        app.router.add_post(RESPONSE_PREFIX + "{token}", self._handle_response_url)
         app.router.add_route("*", "/{tail:.*}", self._handle_not_found)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
@@ -763,8 +785,12 @@ class SlackSimulator:
         email: str | None = None,
         is_restricted: bool = False,
         tz: str = "Etc/UTC",
+        locale: str = "en-US",
     ) -> dict[str, Any]:
-        """Register a user for ``users.info`` (bots: ``is_bot=True`` plus ``bot_id``)."""
+        """Register a user for ``users.info`` (bots: ``is_bot=True`` plus ``bot_id``).
+
+        ``locale`` (e.g. ``"ko-KR"``) is returned only when the call asks ``include_locale``.
+        """
         display = name or user_id.lower()
         profile: dict[str, Any] = {
             "real_name": real_name or display,
@@ -793,6 +819,7 @@ class SlackSimulator:
             "is_app_user": False,
             "updated": DEFAULT_TS_START,
             "profile": profile,
+            "locale": locale,
         }
         with self._lock:
             self._users[user_id] = user
@@ -1320,6 +1347,13 @@ class SlackSimulator:
             "bots.info": self._bots_info,
             "oauth.v2.access": self._oauth_v2_access,
             "apps.connections.open": self._apps_connections_open,
+            "assistant.threads.setStatus": self._assistant_set_status,
+            "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
+            "assistant.threads.setTitle": self._assistant_set_title,
+            "views.publish": self._views_publish,
+            "chat.startStream": self._chat_start_stream,
+            "chat.appendStream": self._chat_append_stream,
+            "chat.stopStream": self._chat_stop_stream,
         }
 
     # -- method implementations (called with the lock held) --------------------------------
@@ -1360,6 +1394,8 @@ class SlackSimulator:
                     raise _SlackError(error) from exc
             if name in ("blocks", "attachments") and not isinstance(value, list):
                 raise _SlackError(error)
+            if name == "blocks":
+                _check_blocks(value, MAX_MESSAGE_BLOCKS)
             parsed[name] = value
         return parsed
 
@@ -1496,6 +1532,143 @@ class SlackSimulator:
             "message": copy.deepcopy(shown),
         }
 
+    # -- streaming (chat.startStream / appendStream / stopStream) ---------------------------
+
+    def refuse_streaming(self, team_id: str, error: str | None = "not_allowed") -> None:
+        """Make ``team_id``'s streaming calls fail with ``error`` (None: allow them again)."""
+        with self._lock:
+            if error is None:
+                self._streaming_refused.pop(team_id, None)
+            else:
+                self._streaming_refused[team_id] = error
+
+    def streams(self) -> list[dict[str, Any]]:
+        """Every streamed message: ``channel``, ``ts``, ``thread_ts``, ``recipient_*``,
+        ``appends`` (the Markdown of each start/append/stop call, in order), ``state``
+        ("streaming" or "completed"), ``stop_blocks`` and ``text`` (the appends joined)."""
+        with self._lock:
+            return copy.deepcopy(list(self._streams.values()))
+
+    def _stream_text(self, args: Mapping[str, Any], *, required: bool) -> str:
+        """``markdown_text`` and any ``markdown_text`` chunks; each piece within 12,000."""
+        pieces: list[str] = []
+        text = args.get("markdown_text")
+        if text is not None and not isinstance(text, str):
+            raise _SlackError("invalid_arguments")
+        if text:
+            pieces.append(text)
+        chunks = args.get("chunks")
+        if isinstance(chunks, str) and chunks:
+            try:
+                chunks = json.loads(chunks)
+            except ValueError as exc:
+                raise _SlackError("invalid_chunks") from exc
+        if chunks:
+            if not isinstance(chunks, list):
+                raise _SlackError("invalid_chunks")
+            for chunk in chunks:
+                if not isinstance(chunk, dict) or not isinstance(chunk.get("type"), str):
+                    raise _SlackError("invalid_chunks")
+                if chunk["type"] == "markdown_text":
+                    if not isinstance(chunk.get("text"), str):
+                        raise _SlackError("invalid_chunks")
+                    pieces.append(chunk["text"])
+        for piece in pieces:
+            if len(piece) > STREAM_TEXT_LIMIT:
+                raise _SlackError("msg_too_long")
+        if required and not pieces and not chunks:
+            raise _SlackError("no_text")
+        return "".join(pieces)
+
+    def _check_streaming(self, ws: Workspace) -> None:
+        refused = self._streaming_refused.get(ws.team_id)
+        if refused:
+            raise _SlackError(refused)
+
+    def _chat_start_stream(self, request: _Request) -> dict[str, Any]:
+        ws, args = self._ws(request), request.args
+        self._check_streaming(ws)
+        channel = self._channel(args.get("channel"), ws)
+        thread_ts = _str_arg(args, "thread_ts")
+        if thread_ts is None:
+            raise _missing("thread_ts")
+        if not channel["id"].startswith("D"):  # streaming to a channel: for one person
+            if not _str_arg(args, "recipient_team_id"):
+                raise _SlackError("missing_recipient_team_id")
+            if not _str_arg(args, "recipient_user_id"):
+                raise _SlackError("missing_recipient_user_id")
+        text = self._stream_text(args, required=False)
+        if channel["is_archived"]:
+            raise _SlackError("is_archived")
+        if not channel["is_member"]:
+            raise _SlackError("not_in_channel")
+        if self._find(channel["id"], thread_ts) is None:
+            raise _SlackError("message_not_found")
+        ts = self._next_ts()
+        message: dict[str, Any] = {
+            "user": ws.bot_user_id,
+            "type": "message",
+            "ts": ts,
+            "bot_id": ws.bot_id,
+            "app_id": ws.app_id,
+            "text": text,
+            "team": ws.team_id,
+            "bot_profile": self._bot_profile(ws),
+            "thread_ts": self._thread_root(channel["id"], thread_ts),
+        }
+        self._store(channel["id"], message)
+        self._streams[ts] = {
+            "channel": channel["id"],
+            "ts": ts,
+            "thread_ts": message["thread_ts"],
+            "recipient_team_id": _str_arg(args, "recipient_team_id"),
+            "recipient_user_id": _str_arg(args, "recipient_user_id"),
+            "appends": [text] if text else [],
+            "state": "streaming",
+            "stop_blocks": None,
+            "text": text,
+        }
+        return {"ok": True, "channel": channel["id"], "ts": ts}
+
+    def _streaming_message(self, request: _Request) -> tuple[dict[str, Any], dict[str, Any]]:
+        ws = self._ws(request)
+        self._check_streaming(ws)
+        _, message = self._own_message(request, "cant_update_message")
+        record = self._streams.get(message["ts"])
+        if record is None or record["state"] != "streaming":
+            raise _SlackError("message_not_in_streaming_state")
+        return message, record
+
+    def _chat_append_stream(self, request: _Request) -> dict[str, Any]:
+        text = self._stream_text(request.args, required=True)
+        message, record = self._streaming_message(request)
+        record["appends"].append(text)
+        record["text"] += text
+        message["text"] = record["text"]
+        return {"ok": True, "channel": record["channel"], "ts": record["ts"]}
+
+    def _chat_stop_stream(self, request: _Request) -> dict[str, Any]:
+        text = self._stream_text(request.args, required=False)
+        extras = self._json_args(request.args)
+        message, record = self._streaming_message(request)
+        if text:
+            record["appends"].append(text)
+            record["text"] += text
+        record["state"] = "completed"
+        record["stop_blocks"] = extras.get("blocks")
+        message["text"] = record["text"]
+        blocks = [{"type": "markdown", "text": record["text"]}] if record["text"] else []
+        message["blocks"] = blocks + list(extras.get("blocks") or [])
+        if "metadata" in extras:
+            message["metadata"] = extras["metadata"]
+        shown = {k: v for k, v in message.items() if k != "bot_profile"}
+        return {
+            "ok": True,
+            "channel": record["channel"],
+            "ts": record["ts"],
+            "message": copy.deepcopy(shown),
+        }
+
     def _chat_delete(self, request: _Request) -> dict[str, Any]:
         channel, message = self._own_message(request, "cant_delete_message")
         history = self._messages[channel["id"]]
@@ -1615,7 +1788,10 @@ class SlackSimulator:
                 raise _SlackError("user_not_found")
             self.add_user(user_id, team_id=ws.team_id)
             user = self._users[user_id]
-        return {"ok": True, "user": copy.deepcopy(user)}
+        shown = copy.deepcopy(user)
+        if not _flag(request.args.get("include_locale")):
+            shown.pop("locale", None)
+        return {"ok": True, "user": shown}
 
     def _reaction_target(self, request: _Request) -> tuple[dict[str, Any], str]:
         args = request.args
@@ -1726,6 +1902,296 @@ class SlackSimulator:
             "token_type": "bot",
             "team": {"id": old.team_id, "name": old.team_name},
         }
+
+    # -- AI apps: assistant threads, App Home ------------------------------------------------
+
+    def _assistant_thread(self, request: _Request, *, need_ts: bool) -> dict[str, Any]:
+        """The assistant thread a call names (``channel_id`` + ``thread_ts``), made on first use.
+
+        Slack answers ``channel_not_found`` for a channel that is not a DM with the app and
+        ``invalid_thread_ts`` for a ``ts`` that is not a thread root there.
+        """
+        ws, args = self._ws(request), request.args
+        channel_id = _str_arg(args, "channel_id")
+        if channel_id is None:
+            raise _missing("channel_id")
+        channel = self._channel(channel_id, ws)
+        if not channel["id"].startswith("D"):
+            raise _SlackError("channel_not_found")
+        thread_ts = _str_arg(args, "thread_ts")
+        if thread_ts is None:
+            if need_ts:
+                raise _missing("thread_ts")
+            thread_ts = ""
+        elif not _TS.match(thread_ts):
+            raise _SlackError("invalid_thread_ts")
+        key = (channel["id"], thread_ts)
+        return self._assistant_threads.setdefault(
+            key, {"channel_id": channel["id"], "thread_ts": thread_ts, "status": "", "title": ""}
+        )
+
+    def _assistant_set_status(self, request: _Request) -> dict[str, Any]:
+        thread = self._assistant_thread(request, need_ts=True)
+        status = request.args.get("status")
+        if status is None:
+            raise _missing("status")
+        loading = request.args.get("loading_messages")
+        if isinstance(loading, str) and loading:
+            try:
+                loading = json.loads(loading)
+            except ValueError as exc:
+                raise _SlackError("invalid_arguments") from exc
+        if loading is not None and loading != "":
+            if not isinstance(loading, list) or not all(isinstance(m, str) for m in loading):
+                raise _SlackError("invalid_arguments")
+            if len(loading) > MAX_LOADING_MESSAGES:
+                raise _SlackError("invalid_arguments")
+        thread["status"] = str(status)
+        thread.setdefault("statuses", []).append(str(status))
+        return {"ok": True}
+
+    def _assistant_set_suggested_prompts(self, request: _Request) -> dict[str, Any]:
+        thread = self._assistant_thread(request, need_ts=False)
+        prompts = request.args.get("prompts")
+        if prompts is None or prompts == "":
+            raise _missing("prompts")
+        if isinstance(prompts, str):
+            try:
+                prompts = json.loads(prompts)
+            except ValueError as exc:
+                raise _SlackError("invalid_arguments") from exc
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= MAX_SUGGESTED_PROMPTS:
+            raise _SlackError("invalid_arguments")
+        for prompt in prompts:
+            if not isinstance(prompt, dict) or not prompt.get("title") or not prompt.get("message"):
+                raise _SlackError("invalid_arguments")
+        thread["prompts"] = copy.deepcopy(prompts)
+        thread["prompts_title"] = _str_arg(request.args, "title")
+        return {"ok": True}
+
+    def _assistant_set_title(self, request: _Request) -> dict[str, Any]:
+        thread = self._assistant_thread(request, need_ts=True)
+        title = _str_arg(request.args, "title")
+        if title is None:
+            raise _missing("title")
+        thread["title"] = title
+        return {"ok": True}
+
+    def _views_publish(self, request: _Request) -> dict[str, Any]:
+        ws, args = self._ws(request), request.args
+        user_id = _str_arg(args, "user_id")
+        if user_id is None:
+            raise _missing("user_id")
+        view = args.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError as exc:
+                raise _SlackError("invalid_arguments") from exc
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise _SlackError("invalid_arguments")
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list):
+            raise _SlackError("invalid_arguments")
+        _check_blocks(blocks, MAX_VIEW_BLOCKS)
+        self._home_views[user_id] = copy.deepcopy(view)
+        published = {
+            "id": f"V{len(self._home_views):08d}",
+            "team_id": ws.team_id,
+            "app_id": ws.app_id,
+            "bot_id": ws.bot_id,
+            **copy.deepcopy(view),
+        }
+        return {"ok": True, "view": published}
+
+    def assistant_thread(self, channel_id: str, thread_ts: str = "") -> dict[str, Any] | None:
+        """What the app set in an assistant thread: ``status`` (now), ``statuses`` (every
+        one, in order), ``title``, ``prompts`` / ``prompts_title``; ``thread_ts`` "" is the
+        DM itself (the agent view's prompts, set without a thread)."""
+        with self._lock:
+            found = self._assistant_threads.get((channel_id, thread_ts))
+            return copy.deepcopy(found) if found is not None else None
+
+    def start_assistant_thread(
+        self, team_id: str, user_id: str, channel_id: str, *, context_channel: str | None = None
+    ) -> dict[str, Any]:
+        """A user opens a new chat in the AI app view: the thread's root message (subtype
+        ``assistant_app_thread``) is made in the DM, and the ``assistant_thread_started``
+        inner event Slack sends is returned (wrap it with :func:`event_envelope`)."""
+        with self._changed:
+            ts = self._next_ts()
+            self._store(
+                channel_id,
+                {
+                    "type": "message",
+                    "subtype": "assistant_app_thread",
+                    "user": user_id,
+                    "text": "New chat",
+                    "ts": ts,
+                    "thread_ts": ts,
+                    "team": team_id,
+                    "assistant_app_thread": {"title": "", "title_blocks": [], "artifacts": []},
+                },
+            )
+        context: dict[str, Any] = {"team_id": team_id}
+        if context_channel:
+            context["channel_id"] = context_channel
+        return {
+            "type": "assistant_thread_started",
+            "assistant_thread": {
+                "user_id": user_id,
+                "context": context,
+                "channel_id": channel_id,
+                "thread_ts": ts,
+            },
+            "event_ts": self._next_ts(),
+        }
+
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        """The App Home view last published for ``user_id`` (None if none)."""
+        with self._lock:
+            view = self._home_views.get(user_id)
+            return copy.deepcopy(view) if view is not None else None
+
+    # -- slash commands: response_url ------------------------------------------------------
+
+    def response_url_for(self, team_id: str, channel_id: str, user_id: str) -> str:
+        """A working ``response_url`` for a command or an interaction, as Slack makes one.
+
+        Messages POSTed to it (JSON: ``text``/``blocks``, ``response_type`` ``ephemeral``
+        (default) or ``in_channel``, ``replace_original``, ``delete_original``) are recorded
+        in :attr:`responses` and change :meth:`response_messages`; Slack allows 5 uses in
+        30 minutes, and so does this.
+        """
+        token = uuid.uuid4().hex
+        with self._lock:
+            self._response_urls[token] = {
+                "team_id": team_id,
+                "channel_id": channel_id,
+                "user_id": user_id,
+                "messages": [],
+                "uses": 0,
+                "created": time.time(),
+            }
+        return f"{self.url}{RESPONSE_PREFIX}{token}"
+
+    @property
+    def responses(self) -> list[dict[str, Any]]:
+        """Every POST to a response_url, in order: ``{"url", "body", "status"}``."""
+        with self._lock:
+            return copy.deepcopy(self._responses)
+
+    def response_messages(self, url: str) -> list[dict[str, Any]]:
+        """The messages a response_url's user sees now (ephemeral) or the channel has."""
+        token = url.rsplit("/", 1)[-1]
+        with self._lock:
+            entry = self._response_urls.get(token)
+            return copy.deepcopy(entry["messages"]) if entry else []
+
+    async def wait_for_responses(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait (async) until :attr:`responses` holds ``count`` POSTs; returns them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.responses
+            if len(found) >= count:
+                return found
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{len(self.responses)} response_url POSTs, wanted {count}")
+
+    async def _handle_response_url(self, request: web.Request) -> web.StreamResponse:
+        token = request.match_info["token"]
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            return web.Response(status=400, text="invalid_payload")
+        status, text = self._apply_response(token, body)
+        with self._changed:
+            self._responses.append({"url": str(request.url), "body": body, "status": status})
+            self._changed.notify_all()
+        return web.Response(status=status, text=text)
+
+    def _apply_response(self, token: str, body: Any) -> tuple[int, str]:
+        with self._lock:
+            entry = self._response_urls.get(token)
+            if entry is None:
+                return 404, "no_such_response_url"
+            if entry["uses"] >= 5 or time.time() - entry["created"] > 1800:
+                return 404, "expired_url"
+            if not isinstance(body, dict):
+                return 400, "invalid_payload"
+            entry["uses"] += 1
+            messages: list[dict[str, Any]] = entry["messages"]
+            if _flag(body.get("delete_original")):
+                if messages:
+                    messages.pop()
+                return 200, "ok"
+            blocks = body.get("blocks")
+            if blocks is not None:
+                try:
+                    if not isinstance(blocks, list):
+                        raise _SlackError("invalid_blocks")
+                    _check_blocks(blocks, MAX_MESSAGE_BLOCKS)
+                except _SlackError as err:
+                    return 400, err.error
+            if not body.get("text") and not blocks:
+                return 400, "no_text"
+            message = {
+                "text": body.get("text") or "",
+                "blocks": copy.deepcopy(blocks) if blocks else [],
+                "response_type": body.get("response_type") or "ephemeral",
+                "user": entry["user_id"],
+                "channel": entry["channel_id"],
+            }
+            if message["response_type"] == "in_channel":
+                ws = self._teams.get(entry["team_id"])
+                stored = {
+                    "type": "message",
+                    "ts": self._next_ts(),
+                    "text": message["text"],
+                    "blocks": message["blocks"],
+                    "bot_id": ws.bot_id if ws else None,
+                }
+                self._store(entry["channel_id"], stored)
+            if _flag(body.get("replace_original")) and messages:
+                messages[-1] = message
+            else:
+                messages.append(message)
+            return 200, "ok"
+
+    def slash_command(
+        self,
+        command: str,
+        text: str,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        channel_name: str = "general",
+        enterprise_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The fields Slack sends for a slash command (form-encoded over HTTP, the
+        ``payload`` of a ``slash_commands`` envelope over Socket Mode), with a working
+        ``response_url`` (:meth:`response_url_for`)."""
+        ws = self._teams.get(team_id)
+        fields = {
+            "token": "verification_token",
+            "team_id": team_id,
+            "team_domain": ws.domain if ws else team_id.lower(),
+            "channel_id": channel_id,
+            "channel_name": channel_name,
+            "user_id": user_id,
+            "user_name": user_id.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": ws.app_id if ws else "A111",
+            "is_enterprise_install": "false",
+            "response_url": self.response_url_for(team_id, channel_id, user_id),
+            "trigger_id": f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
+        }
+        if enterprise_id:
+            fields["enterprise_id"] = enterprise_id
+        return fields
 
     def _apps_connections_open(self, request: _Request) -> dict[str, Any]:
         assert request.app_id is not None  # guaranteed by _authenticate
@@ -2263,6 +2729,58 @@ def signed_interactive_request(
 ) -> tuple[bytes, dict[str, str]]:
     """Body and headers of an interactivity POST (button clicks): form field ``payload=<json>``."""
     raw = urlencode({"payload": json.dumps(payload, separators=(",", ":"))}).encode()
+    headers = _signed_headers(
+        raw, signing_secret, "application/x-www-form-urlencoded", timestamp, None, None
+    )
+    return raw, headers
+
+
+_BLOCK_TYPES = frozenset(
+    {
+        "actions", "context", "context_actions", "divider", "file", "header", "image",
+        "input", "markdown", "rich_text", "section", "video", "table", "plan", "task_card",
+    }
+)  # fmt: skip
+
+
+def _check_blocks(blocks: list[Any], limit: int) -> None:
+    """Slack's checks of a ``blocks`` list that the bot's messages and views could fail:
+    at most ``limit`` blocks, known types, and the ``context_actions`` block's elements
+    (1-5 ``feedback_buttons``/``icon_button``; feedback buttons with a plain-text ``text``
+    of at most 75 characters and a ``value`` each). Raises ``invalid_blocks``."""
+    if len(blocks) > limit:
+        raise _SlackError("invalid_blocks", errors=[f"must provide at most {limit} items"])
+    for block in blocks:
+        if not isinstance(block, dict) or block.get("type") not in _BLOCK_TYPES:
+            raise _SlackError("invalid_blocks")
+        if block["type"] != "context_actions":
+            continue
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not 1 <= len(elements) <= 5:
+            raise _SlackError("invalid_blocks")
+        for element in elements:
+            kind = element.get("type") if isinstance(element, dict) else None
+            if kind == "icon_button":
+                continue
+            if kind != "feedback_buttons":
+                raise _SlackError("invalid_blocks")
+            for side in ("positive_button", "negative_button"):
+                button = element.get(side)
+                text = button.get("text") if isinstance(button, dict) else None
+                if (
+                    not isinstance(text, dict)
+                    or text.get("type") != "plain_text"
+                    or not 0 < len(str(text.get("text") or "")) <= 75
+                    or not isinstance(button.get("value"), str)
+                ):
+                    raise _SlackError("invalid_blocks")
+
+
+def signed_command_request(
+    fields: Mapping[str, Any], signing_secret: str, *, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of a slash command POST, as Slack sends it: form-encoded and signed."""
+    raw = urlencode({k: str(v) for k, v in fields.items()}).encode()
     headers = _signed_headers(
         raw, signing_secret, "application/x-www-form-urlencoded", timestamp, None, None
     )
