@@ -139,6 +139,8 @@ def test_review_publish_is_cited_by_the_chat_and_isolated(
 
     queue = admin.get(f"/w/{A}/review")
     assert queue.status_code == 200 and RESET in queue.text
+    korean = admin.get(f"/w/{A}/review", headers={"Accept-Language": "ko-KR,ko;q=0.9,en;q=0.5"})
+    assert "검토 대기열" in korean.text and "Review queue" not in korean.text
     item = admin.get(f"/w/{A}/review/{disliked}")
     assert item.status_code == 200
     assert "30 minutes" in item.text  # the retrieved context is shown
