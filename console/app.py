@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -160,8 +160,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return Response(status_code=exc.status_code, headers=exc.headers)
     if _wants_json(request):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
-    if request.app.state.__dict__.get("templates") is None:  # pragma: no cover
-        return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
     detail = exc.detail if exc.status_code == 403 else None
     return render(
         request,
