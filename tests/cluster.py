@@ -33,6 +33,19 @@ REPO = Path(__file__).resolve().parent.parent
 _STATE_FILE = "cluster.json"
 
 
+# For tests: repairs within seconds instead of Weaviate's production defaults (30 s between
+# replica comparisons, 30 s before a fresh write is propagated); the mechanism is the same.
+# Memtables are flushed after 1 s, so /v1/nodes (which counts flushed objects) shows each
+# node's own copy at once.
+FAST_REPAIR = {
+    "PERSISTENCE_MEMTABLES_FLUSH_DIRTY_AFTER_SECONDS": "1",
+    "ASYNC_REPLICATION_FREQUENCY": "5s",
+    "ASYNC_REPLICATION_FREQUENCY_WHILE_PROPAGATING": "1s",
+    "ASYNC_REPLICATION_PROPAGATION_DELAY": "1s",
+    "ASYNC_REPLICATION_ALIVE_NODES_CHECKING_FREQUENCY": "1s",
+}
+
+
 class ClusterError(Exception):
     """The cluster could not be started or did not become ready (the message says why)."""
 

@@ -24,21 +24,10 @@ from retrieval.embeddings import LocalE5Embeddings
 from retrieval.errors import RetrievalError, WeaviateUnreachableError
 from retrieval.store import COLLECTION, chunk_uuid
 from supportbot.app import App
-from tests.cluster import LocalCluster
+from tests.cluster import FAST_REPAIR, LocalCluster
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.slow
-
-# Repairs within seconds instead of Weaviate's production defaults (30 s between comparisons,
-# 30 s before a fresh write is propagated): the mechanism is the same. Memtables are flushed
-# after 1 s, so /v1/nodes (which counts flushed objects) shows each node's own copy at once.
-FAST_REPAIR = {
-    "PERSISTENCE_MEMTABLES_FLUSH_DIRTY_AFTER_SECONDS": "1",
-    "ASYNC_REPLICATION_FREQUENCY": "5s",
-    "ASYNC_REPLICATION_FREQUENCY_WHILE_PROPAGATING": "1s",
-    "ASYNC_REPLICATION_PROPAGATION_DELAY": "1s",
-    "ASYNC_REPLICATION_ALIVE_NODES_CHECKING_FREQUENCY": "1s",
-}
 
 
 @pytest.fixture(scope="module")
