@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import discord
 import pytest
@@ -168,3 +172,46 @@ async def test_the_bot_answers_while_registration_fails_and_registers_once_disco
     await asyncio.wait_for(bot.commands.registered.wait(), timeout=5)
     assert sorted(c["name"] for c in sim.commands()) == ["ask", "workspace"]
     assert not bot.client.is_closed()
+
+
+SUPPORTBOT = Path(sys.executable).with_name("supportbot")
+
+
+@pytest.mark.slow
+async def test_supportbot_run_keeps_answering_through_a_malformed_registration_answer(
+    kb_app: App, sim: DiscordSimulator, tmp_path: Path
+):
+    """The case that ended `supportbot run` with a traceback: Discord's answer to the command
+    registration is not JSON. Now: one warning line, the bot answers, and the commands are
+    registered at the next attempt once Discord answers properly."""
+    sim.command_registration_failure = "not_json"
+    keep = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    env.update(
+        SUPPORTBOT_DATA_DIR=str(kb_app.settings.data_dir),
+        DATABASE_URL=str(kb_app.settings.database_url),
+        SUPPORTBOT_SECRET_KEY="test-secret",
+        PYTHONUTF8="1",
+        DISCORD_BOT_TOKEN=TOKEN,
+        DISCORD_API_URL=sim.api_url,
+    )
+    process = await asyncio.create_subprocess_exec(
+        str(SUPPORTBOT), "run", env=env, cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await sim.wait_for_live_session(timeout=90)
+        question = sim.message_create(GENERAL, "3000000000000001001", QUESTION, mention_bot=True)
+        await sim.dispatch("MESSAGE_CREATE", question)
+        answer = await sim.wait_for_sent_message(GENERAL, timeout=60)
+        assert "30 minutes" in answer["content"]
+        assert sim.commands() == []
+        sim.command_registration_failure = None
+        await eventually(lambda: len(sim.commands()) == 2, timeout=30)  # first retry: ~10 s
+        assert process.returncode is None, "supportbot run stopped"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    log = stderr.decode()
+    assert "could not register the slash commands (attempt 1): Discord's answer was not" in log
+    assert "Traceback" not in log, log[-2000:]
