@@ -222,8 +222,9 @@ class LocalCluster:
                 os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)
         process = self._processes.pop(name, None)
-        if process is not None:
-            process.poll()  # settle the handle (the exit was already collected)
+        if process is not None:  # our child: collect its exit (it may still be exiting)
+            with contextlib.suppress(subprocess.TimeoutExpired, ChildProcessError):
+                process.wait(timeout=30)
         self._pid_file(name).unlink(missing_ok=True)
 
     def stop(self) -> None:

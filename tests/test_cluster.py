@@ -245,3 +245,19 @@ def test_the_cluster_script_reports_every_node(cluster: LocalCluster):
     for info in cluster.status():
         assert info.ready and info.pid is not None
         assert httpx.get(f"{info.url}/v1/.well-known/ready", timeout=5).status_code == 200
+
+
+def test_consistency_levels_default_by_factor_and_bad_values_are_one_line_errors(tmp_path: Path):
+    single = make_settings(tmp_path, tmp_path / "db.sqlite")
+    replicated = make_settings(tmp_path, tmp_path / "db.sqlite", weaviate_replication_factor=3)
+    chosen = make_settings(
+        tmp_path, tmp_path / "db.sqlite", weaviate_replication_factor=3,
+        weaviate_write_consistency="all", weaviate_read_consistency=" one ",
+    )  # fmt: skip
+    assert (single.weaviate_write_level, single.weaviate_read_level) == ("ONE", "ONE")
+    assert (replicated.weaviate_write_level, replicated.weaviate_read_level) == ("QUORUM",) * 2
+    assert (chosen.weaviate_write_level, chosen.weaviate_read_level) == ("ALL", "ONE")
+    for bad in ({"weaviate_write_consistency": "MOST"}, {"weaviate_replication_factor": 0}):
+        with pytest.raises(ValueError) as raised:
+            make_settings(tmp_path, tmp_path / "db.sqlite", **bad)
+        assert "ONE, QUORUM or ALL" in str(raised.value) or "greater than" in str(raised.value)
