@@ -7,7 +7,8 @@ thread is a DM in a thread, answered by the same flow as any DM; only two things
 :class:`AssistantOutbound` supplies them:
 
 - progress is ``assistant.threads.setStatus`` ("is thinking…", with rotating loading
-  messages) while it retrieves and generates, cleared (status ``""``) when the answer is out,
+  messages) while it retrieves and generates, cleared (status ``""``) once the answer or the
+  apology is shown (a streamed answer clears it by being posted),
   instead of a placeholder message; where Slack refuses the status (not an assistant thread,
   no scope) the ordinary placeholder is shown;
 - the thread gets a title (``assistant.threads.setTitle``) from its first question; the root
@@ -42,12 +43,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.message import IncomingMessage
+from bot.reply import AnswerControls, Recorder
 from bot.service import ConversationService
 from bot.slack.events import history_from_replies
 from bot.slack.home import team_message, user_language
 from bot.slack.outbound import SlackOutbound
 from bot.slack.prompts import PROMPTS_TITLE, PromptStore, SuggestedPrompt, default_prompts
-from retrieval.chain import Turn
+from retrieval.chain import Answer, Turn
 from retrieval.prompts import is_korean
 from retrieval.workspaces import WorkspaceInfo
 
@@ -89,6 +91,8 @@ def _language(text: str) -> str:
 class AssistantOutbound(SlackOutbound):
     """The Slack outbound of a message in an assistant thread (see the module docstring)."""
 
+    _status_thread: str | None = None
+
     @asynccontextmanager
     async def progress(self) -> AsyncIterator[object]:
         """``setStatus`` while the answer is made, cleared after; the placeholder if refused."""
@@ -107,12 +111,23 @@ class AssistantOutbound(SlackOutbound):
             async with super().progress() as placeholder:
                 yield placeholder
             return
-        try:
-            yield None
-        finally:
-            await self._clear_status(thread_ts)
+        self._status_thread = thread_ts
+        yield None  # cleared once the answer (or the apology) is out: see show_answer
 
-    async def _clear_status(self, thread_ts: str) -> None:
+    async def show_answer(
+        self, answer: Answer, controls: AnswerControls, recorder: Recorder
+    ) -> None:
+        await super().show_answer(answer, controls, recorder)
+        await self._clear_status()
+
+    async def apologize(self, markdown: str) -> None:
+        await super().apologize(markdown)
+        await self._clear_status()
+
+    async def _clear_status(self) -> None:
+        thread_ts, self._status_thread = self._status_thread, None
+        if thread_ts is None:
+            return
         try:
             await self.client.assistant_threads_setStatus(
                 channel_id=self.message.channel_id, thread_ts=thread_ts, status=""
