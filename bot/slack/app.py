@@ -31,6 +31,7 @@ from bot.service import ConversationService
 from bot.signals import is_resolved_reaction
 from bot.slack.assistant import AssistantOutbound, in_assistant_thread
 from bot.slack.events import incoming_from_event
+from bot.slack.handoff import install_slack_handoff
 from bot.slack.installations import forget_installation, forget_revoked_tokens
 from bot.slack.outbound import PLACEHOLDER, SlackOutbound, StreamingRefusals
 from bot.slack.surface import register_surface
@@ -116,6 +117,7 @@ class SlackBot:
         app = self.app
         self._register_installation_events()
         register_surface(app, self._service)  # assistant view, App Home, /ask, native 👍/👎
+        install_slack_handoff(app, self.flow)  # handoff to people: HANDOFF, buttons
 
         @app.event("app_mention")
         async def on_mention(

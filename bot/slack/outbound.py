@@ -30,6 +30,7 @@ from bot.reply import AnswerControls, Recorder
 from bot.reply.partial import AppendOnly, Throttle, partial_parts
 from bot.slack.blocks import feedback_block
 from bot.slack.events import history_from_replies
+from bot.slack.handoff import handoff_button
 from retrieval.chain import Answer, Turn
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ def control_blocks(controls: AnswerControls) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     if controls.feedback:
         blocks.append(feedback_block())  # Slack's native 👍/👎 (feedback_buttons)
+    if controls.handoff:
+        blocks.append({"type": "actions", "elements": [handoff_button()]})
     return blocks
 
 
