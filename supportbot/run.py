@@ -19,6 +19,7 @@ from bot.slack.installations import (
     SqlInstallationStore,
     SqlOAuthStateStore,
 )
+from console.app import mount_on_aiohttp
 from retrieval.embeddings import LocalE5Embeddings
 from supportbot.app import App
 from supportbot.background_sync import EventSyncs, sync_alongside_bots
@@ -236,7 +237,9 @@ async def _run_slack(application: App, bot: SlackBot, *, http: bool, host: str, 
     if http:
         assert s.slack_signing_secret is not None  # checked when the bot was built
         secret = s.slack_signing_secret.get_secret_value()
-        runner = web.AppRunner(events_web_app(bot.app, signing_secret=secret, path="/slack/events"))
+        web_app = events_web_app(bot.app, signing_secret=secret, path="/slack/events")
+        mount_on_aiohttp(web_app, application)  # the web console on the same port
+        runner = web.AppRunner(web_app)
         await runner.setup()
         await web.TCPSite(runner, host=host, port=port).start()
         logger.warning("Slack events at http://%s:%s/slack/events", host, port)
