@@ -4,7 +4,8 @@ The language follows the browser's ``Accept-Language`` (the highest-weighted of 
 ``en``; English when neither is asked for). Korean strings live in JSON catalogs under
 ``console/locale/ko/``, one file per author or page (``core.json``, ``review.json``...), all
 merged: a template writes ``{{ _("Overview") }}`` and a catalog maps ``"Overview"`` to
-``"개요"``. A string missing from the catalogs shows in English.
+``"개요"``. A string missing from the catalogs shows in English. Identifiers shown to people
+(``"mode_mention"``, ``"not_found"``...) have English names too, in ``console/locale/en/``.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ def language(accept_language: str | None) -> str:
 
 @cache
 def catalog(lang: str) -> dict[str, str]:
-    """Every string of ``lang``'s catalogs (empty for English, the source language)."""
+    """Every string of ``lang``'s catalogs (for English, the source language, only the names of
+    identifiers)."""
     merged: dict[str, str] = {}
     directory = LOCALE_DIR / lang
-    if lang == "en" or not directory.is_dir():
+    if not directory.is_dir():
         return merged
     for path in sorted(directory.glob("*.json")):
         merged.update(json.loads(path.read_text(encoding="utf-8")))
