@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from retrieval.chunking import Chunker
 from retrieval.documents import Chunk, SourceDocument
@@ -23,6 +23,9 @@ from retrieval.loaders import file_document_id, iter_files, load_file, load_json
 from retrieval.store import KnowledgeStore, SearchMode, SearchResult, StoredChunk, embedding_text
 from retrieval.urls import InvalidURLError, normalise_url
 from retrieval.workspaces import IdentityKind, WorkspaceInfo, WorkspaceRegistry
+
+if TYPE_CHECKING:
+    from retrieval.tenant_activity import TenantActivity
 
 ItemCallback = Callable[[str, str | None], None]
 T = TypeVar("T")
@@ -50,7 +53,11 @@ class KnowledgeBase:
         embedding_model: str,
         hybrid_alpha: float,
         max_file_bytes: int,
+        activity: TenantActivity | None = None,
     ) -> None:
+        """``activity``: makes a cold tenant hot before it is used and records each use
+        (questions, syncs, ingests; see :mod:`retrieval.tenant_activity`)."""
+        self._activity = activity
         self._registry = registry
         self._store = store
         self._embedder = embedder
@@ -93,6 +100,12 @@ class KnowledgeBase:
             )
         return info
 
+    def _used(self, tenant: str) -> str:
+        """``tenant``, made hot and its use recorded first (when activity is tracked)."""
+        if self._activity is not None:
+            self._activity.use(tenant)
+        return tenant
+
     def chunk_count(self, name: str) -> int:
         return self._store.count(tenant=self._registry.get(name).tenant)
 
@@ -107,7 +120,7 @@ class KnowledgeBase:
         mode: SearchMode = "hybrid",
         alpha: float | None = None,
     ) -> list[SearchResult]:
-        tenant = self.workspace(name).tenant
+        tenant = self._used(self.workspace(name).tenant)
         vector = self._embedder.embed_query(query)
         return self._store.search(
             query,
@@ -128,7 +141,7 @@ class KnowledgeBase:
         alpha: float | None = None,
     ) -> list[list[SearchResult]]:
         """Many queries: one batched embedding call, then searches in parallel."""
-        tenant = self.workspace(name).tenant
+        tenant = self._used(self.workspace(name).tenant)
         vectors = self._embedder.embed_queries(list(queries))
         weight = self._alpha if alpha is None else alpha
 
@@ -154,7 +167,7 @@ class KnowledgeBase:
         on_item: ItemCallback | None = None,
     ) -> IngestReport:
         """Ingest files and folders; with ``prune``, drop stored files under them now gone."""
-        tenant = self.workspace(name).tenant
+        tenant = self._used(self.workspace(name).tenant)
         missing = [p for p in paths if not p.exists()]
         seen: set[str] = set()
 
@@ -189,7 +202,7 @@ class KnowledgeBase:
     def ingest_jsonl(
         self, name: str, path: Path, *, on_item: ItemCallback | None = None
     ) -> IngestReport:
-        tenant = self.workspace(name).tenant
+        tenant = self._used(self.workspace(name).tenant)
         dropped: list[str] = []
         report = self._ingestor.ingest(
             checked_urls(load_jsonl(path), dropped),
@@ -204,7 +217,7 @@ class KnowledgeBase:
         self, name: str, docs: Sequence[SourceDocument], *, origin: str
     ) -> IngestReport:
         """Write new and changed documents of a synced source (unchanged ones cost no embedding)."""
-        tenant = self.workspace(name).tenant
+        tenant = self._used(self.workspace(name).tenant)
         dropped: list[str] = []
         checked = list(checked_urls(docs, dropped))
         report = self._ingestor.upsert(checked, tenant=tenant, origin=origin)
@@ -213,20 +226,21 @@ class KnowledgeBase:
 
     def delete_documents(self, name: str, doc_ids: Sequence[str]) -> int:
         """Remove documents a source deleted; returns the number of chunks removed."""
-        tenant = self._registry.get(name).tenant
+        tenant = self._used(self._registry.get(name).tenant)
         return self._store.delete_documents(doc_ids, tenant=tenant)
 
     def delete_origin(self, name: str, origin: str) -> int:
         """Remove everything one origin (a synced source) wrote to the workspace."""
-        return self._store.delete_origin(origin, tenant=self._registry.get(name).tenant)
+        return self._store.delete_origin(origin, tenant=self._used(self._registry.get(name).tenant))
 
     def origin_chunk_count(self, name: str, origin: str) -> int:
         """Chunks one origin (a synced source) has in the workspace."""
-        return self._store.count(tenant=self._registry.get(name).tenant, origin=origin)
+        return self._store.count(tenant=self._used(self._registry.get(name).tenant), origin=origin)
 
     def reindex(self, name: str, *, on_item: ItemCallback | None = None) -> int:
         """Re-embed every chunk of the workspace with the configured model."""
         info = self._registry.get(name)
+        self._used(info.tenant)
         batch: list[StoredChunk] = []
         total = 0
 

@@ -28,7 +28,7 @@ from weaviate.classes.config import (
 )
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
-from weaviate.classes.tenants import Tenant
+from weaviate.classes.tenants import Tenant, TenantActivityStatus
 from weaviate.collections import Collection
 from weaviate.exceptions import WeaviateBaseError
 
@@ -304,6 +304,34 @@ class KnowledgeStore:
     @_reconnecting
     def tenant_exists(self, *, tenant: str) -> bool:
         return self._collection().tenants.exists(tenant)
+
+    # --- tenant activity (hot: in memory; cold: on disk only; see retrieval.tenant_activity) -
+
+    @_reconnecting
+    def tenant_activity(self, tenants: Sequence[str]) -> dict[str, TenantActivityStatus]:
+        """Weaviate's own activity status of each named tenant that exists (absent: none)."""
+        found: dict[str, TenantActivityStatus] = {}
+        names = list(dict.fromkeys(t for t in tenants if t))
+        for start in range(0, len(names), 500):
+            try:
+                got = self._collection().tenants.get_by_names(names[start : start + 500])
+            except WeaviateBaseError as e:
+                raise StoreUnavailableError(f"could not read tenant status: {e}") from e
+            found.update({name: t.activity_status for name, t in got.items()})
+        return found
+
+    @_reconnecting
+    def set_tenant_active(self, *, tenant: str, active: bool) -> None:
+        """Load the tenant into memory (``active``) or unload it to disk (INACTIVE).
+
+        Idempotent: two processes doing the same at once both succeed. Its data stays on
+        disk either way; a missing tenant is an :class:`UnknownWorkspaceError`.
+        """
+        status = TenantActivityStatus.ACTIVE if active else TenantActivityStatus.INACTIVE
+        try:
+            self._collection().tenants.update(Tenant(name=tenant, activity_status=status))
+        except WeaviateBaseError as e:
+            raise self._translate(e, tenant) from e
 
     # --- writes ------------------------------------------------------------------------------
 

@@ -95,6 +95,12 @@ class Workspace(SQLModel, table=True):
     tenant: str = Field(unique=True)
     embedding_model: str
     created_at: datetime
+    # Tenant activity (retrieval.tenant_activity): the last question, sync or ingest (written
+    # at most once a minute), when the tenant was last set cold, and the last reactivation.
+    last_used_at: datetime | None = None
+    deactivated_at: datetime | None = None
+    reactivated_at: datetime | None = None
+    reactivation_ms: float | None = None
 
 
 class PlatformIdentity(SQLModel, table=True):

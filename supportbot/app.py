@@ -1,6 +1,6 @@
 """The composition root: builds every client once from :class:`Settings` and hands them down.
 
-Clients are built on first use, so a command that needs only the database (``workspace list``)
+Clients are built on first use, so a command that needs only the database (``source list``)
 never starts Weaviate or loads the embedding model.
 """
 
@@ -30,6 +30,7 @@ from retrieval.connection import WeaviateConnection, http_answering
 from retrieval.embeddings import LocalE5Embeddings, OpenAICompatibleEmbeddings, QueryBatchEmbeddings
 from retrieval.knowledge import KnowledgeBase
 from retrieval.store import KnowledgeStore, Replication
+from retrieval.tenant_activity import TenantActivity
 from retrieval.weaviate_server import EmbeddedWeaviate, ServerAddress
 from retrieval.workspaces import WorkspaceRegistry
 from supportbot.database import make_engine
@@ -221,6 +222,15 @@ class App:
             embedding_model=s.resolved_embedding_model,
             hybrid_alpha=s.hybrid_alpha,
             max_file_bytes=int(s.max_file_mb * 1024 * 1024),
+            activity=self.tenant_activity,
+        )
+
+    @cached_property
+    def tenant_activity(self) -> TenantActivity:
+        """Hot and cold tenants: records each workspace's use, reactivates cold ones, and sets
+        idle ones cold (``WORKSPACE_COLD_AFTER``; see retrieval.tenant_activity)."""
+        return TenantActivity(
+            self.engine, self.store, cold_after=self.settings.workspace_cold_after_time
         )
 
     @cached_property

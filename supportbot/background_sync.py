@@ -63,7 +63,10 @@ async def run_background_sync(
         if events is not None:
             events.queue = queue
         try:
-            await Scheduler(sources, queue).run()
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(Scheduler(sources, queue).run())
+                if schedule:
+                    tasks.create_task(application.tenant_activity.run())
         finally:
             if events is not None:
                 events.queue = None
@@ -94,6 +97,9 @@ async def run_background_sync(
             tasks.create_task(worker.async_run())
             if schedule:
                 tasks.create_task(Scheduler(sources, queue).run())
+                # Idle workspaces' tenants go cold (retrieval.tenant_activity); every
+                # scheduling process does it, which is idempotent.
+                tasks.create_task(application.tenant_activity.run())
     finally:
         if events is not None:
             events.queue = None

@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +39,7 @@ from retrieval.errors import RetrievalError
 from retrieval.ingest import IngestReport
 from retrieval.loaders import iter_files
 from retrieval.store import SearchMode, SearchResult
+from retrieval.tenant_activity import TenantActivityInfo
 from retrieval.workspaces import IdentityKind
 from supportbot.admin_cli import admin_app, web_command
 from supportbot.app import App
@@ -140,9 +142,16 @@ def workspace_list(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List workspaces with their platform identities."""
+    """List workspaces with their platform identities and whether their tenant is hot (in
+    Weaviate's memory) or cold (on disk only), with the last use and reactivation."""
+    activity: dict[str, TenantActivityInfo] = {}
     with _app(ctx) as application:
         workspaces = application.registry.list()
+        if workspaces:
+            try:
+                activity = {a.workspace: a for a in application.tenant_activity.report()}
+            except RetrievalError as e:  # Weaviate down: the registry is still worth listing
+                err.print(f"warning: tenant activity unknown: {e}", markup=False, highlight=False)
     if as_json:
         rows = [
             {
@@ -151,6 +160,7 @@ def workspace_list(
                 "embedding_model": w.embedding_model,
                 "identities": [{"kind": k, "id": i} for k, i in w.identities],
                 "created_at": w.created_at.isoformat(),
+                "activity": _activity_json(activity.get(w.name)),
             }
             for w in workspaces
         ]
@@ -159,11 +169,43 @@ def workspace_list(
     if not workspaces:
         out.print("no workspaces yet; create one with `supportbot workspace create NAME`")
         return
-    table = Table("name", "identities", "embedding model", "created")
+    table = Table(
+        "name", "identities", "embedding model", "created", "tenant", "last used",
+        "last reactivation",
+    )  # fmt: skip
     for w in workspaces:
         ids = ", ".join(f"{k}={i}" for k, i in w.identities) or "-"
-        table.add_row(w.name, ids, w.embedding_model, w.created_at.strftime("%Y-%m-%d %H:%M"))
+        info = activity.get(w.name)
+        state = info.state.value if info else "unknown"
+        used = _when(info.last_used_at) if info else "-"
+        reactivated = (
+            f"{info.reactivation_ms:.0f} ms, {_when(info.reactivated_at)}"
+            if info and info.reactivation_ms is not None
+            else "-"
+        )
+        table.add_row(w.name, ids, w.embedding_model, _when(w.created_at), state, used, reactivated)
     out.print(table)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def _activity_json(info: TenantActivityInfo | None) -> dict[str, Any]:
+    """``state`` is hot, cold, missing or unknown (Weaviate unreachable); times ISO 8601 UTC."""
+    if info is None:
+        return {"state": "unknown"}
+
+    def iso(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return {
+        "state": info.state.value,
+        "last_used_at": iso(info.last_used_at),
+        "deactivated_at": iso(info.deactivated_at),
+        "reactivated_at": iso(info.reactivated_at),
+        "reactivation_ms": info.reactivation_ms,
+    }
 
 
 @workspace_app.command("delete")

@@ -12,6 +12,8 @@ directory or the installed package. Environment variables win over the file.
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -31,6 +33,30 @@ DEFAULT_SLACK_SCOPES = (
 
 # Names the one `.env` file to read instead of ./.env (e.g. /etc/supportbot/env).
 ENV_FILE_VARIABLE = "SUPPORTBOT_ENV_FILE"
+
+
+_IDLE_TIME = re.compile(r"(\d+)\s*(m|h|d)", re.IGNORECASE)
+_IDLE_UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
+# Below this, a workspace in use could be set cold between two of its (once a minute)
+# last-use records.
+MIN_COLD_AFTER = timedelta(minutes=10)
+
+
+def parse_idle_time(text: str) -> timedelta | None:
+    """``"30m"``, ``"12h"``, ``"3d"`` as a duration; ``"0"`` as None (never).
+
+    Raises ValueError (a one-line reason) for anything else or for less than 10 minutes.
+    """
+    value = text.strip()
+    if value == "0":
+        return None
+    match = _IDLE_TIME.fullmatch(value)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration: use e.g. 30m, 12h, 3d, or 0 for never")
+    duration = timedelta(minutes=int(match.group(1)) * _IDLE_UNIT_MINUTES[match.group(2).lower()])
+    if duration < MIN_COLD_AFTER:
+        raise ValueError(f"{text!r} is too short: use at least 10m (or 0 for never)")
+    return duration
 
 
 class SettingsError(Exception):
@@ -212,6 +238,12 @@ class Settings(BaseSettings):
         default=40, validation_alias=AliasChoices("CHUNK_OVERLAP_TOKENS")
     )
     max_file_mb: float = Field(default=20.0, validation_alias=AliasChoices("MAX_FILE_MB"))
+    # A workspace nobody asked, synced or ingested into for this long has its Weaviate tenant
+    # set cold (off memory, data kept on disk); its next question or sync reactivates it.
+    # A number with a unit: "30m", "12h", "3d"; "0" never sets tenants cold.
+    workspace_cold_after: str = Field(
+        default="3d", validation_alias=AliasChoices("WORKSPACE_COLD_AFTER")
+    )
 
     # --- feedback ------------------------------------------------------------------------------
     # Query-embedding cosine at which two questions count as the same one for DPO pairs and for
@@ -298,6 +330,17 @@ class Settings(BaseSettings):
         if not 0.0 <= value <= 1.0:
             raise ValueError("must be between 0 and 1")
         return value
+
+    @field_validator("workspace_cold_after")
+    @classmethod
+    def _idle_time(cls, value: str) -> str:
+        parse_idle_time(value)
+        return value.strip()
+
+    @property
+    def workspace_cold_after_time(self) -> timedelta | None:
+        """``WORKSPACE_COLD_AFTER`` as a duration; None when tenants are never set cold."""
+        return parse_idle_time(self.workspace_cold_after)
 
     @field_validator("weaviate_write_consistency", "weaviate_read_consistency")
     @classmethod
