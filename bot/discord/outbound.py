@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 
+# How often the text so far is rendered again to see what changed (seconds).
+RENDER_INTERVAL_S = 0.25
+
 HistoryReader = Callable[[], Awaitable[Sequence[Turn]]]
 
 
@@ -134,8 +137,13 @@ class DiscordAnswerStream:
         self._sent: list[discord.Message] = []
         self._texts: list[str] = []
         self._throttles: list[Throttle] = []
+        # Rendering the whole text is the costly step: not more often than edits could use it.
+        self._render = Throttle(RENDER_INTERVAL_S)
 
     async def update(self, text: str) -> None:
+        if self._sent and not self._render.ready():
+            return
+        self._render.mark()
         parts = partial_parts(text, "discord")
         for index, part in enumerate(parts):
             if index < len(self._sent):

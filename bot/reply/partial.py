@@ -72,6 +72,7 @@ class AppendOnly:
 
     def __init__(self, *, max_chars: int) -> None:
         self._sent = ""
+        self._blocks = ""
         self._max = max_chars
         self.stalled = False
 
@@ -83,8 +84,9 @@ class AppendOnly:
         if self.stalled:
             return ""
         blocks = complete_blocks(text)
-        if not blocks:
+        if not blocks or blocks == self._blocks:
             return ""
+        self._blocks = blocks
         rendered = stream_markdown(blocks) + "\n\n"
         if not rendered.startswith(self._sent):
             self.stalled = True

@@ -1961,6 +1961,20 @@ class DiscordSimulator:
                 found.append(_deep_copy(message))
         return found
 
+    def message_edits(self, message_id: str) -> list[DiscordCall]:
+        """The edits (``PATCH``) of one message, oldest first: their contents and times
+        (``received_at``), for checking how fast a bot edits (Discord allows about 5 edits
+        per 5 s per channel)."""
+        return self.calls("PATCH", f"/channels/{{id}}/messages/{message_id}")
+
+    def max_edits_within(self, message_id: str, seconds: float) -> int:
+        """The most edits of ``message_id`` that fell within any ``seconds``-long window."""
+        times = [c.received_at for c in self.message_edits(message_id)]
+        return max(
+            (sum(1 for t in times[i:] if t - start < seconds) for i, start in enumerate(times)),
+            default=0,
+        )
+
     def commands(self, guild_id: str | None = None) -> list[dict[str, Any]]:
         """Application commands as last bulk-overwritten (global, or for one guild)."""
         if guild_id is None:

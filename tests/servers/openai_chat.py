@@ -592,6 +592,7 @@ class OpenAIChatSimulator:
         self._hangs = 0
         self._latency = float(latency)
         self._chunk_delay = float(chunk_delay)
+        self._stream_breaks: collections.deque[int] = collections.deque()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
@@ -721,11 +722,20 @@ class OpenAIChatSimulator:
         with self._lock:
             self._hangs += n
 
+    def break_stream_next(self, after_pieces: int) -> None:
+        """Drop the connection of the next streamed answer after ``after_pieces`` content
+        pieces (no ``[DONE]``): a model or network failure in the middle of an answer."""
+        if after_pieces < 0:
+            raise ValueError("after_pieces must be >= 0")
+        with self._lock:
+            self._stream_breaks.append(after_pieces)
+
     def reset_faults(self) -> None:
         """Clear queued failures and hangs and set latency and chunk delay back to zero."""
         with self._lock:
             self._failures.clear()
             self._hangs = 0
+            self._stream_breaks.clear()
             self._latency = 0.0
             self._chunk_delay = 0.0
 
@@ -907,9 +917,14 @@ class OpenAIChatSimulator:
                 data["usage"] = None  # the real API sends null on every chunk but the last
             return json.dumps(data)
 
+        with self._lock:
+            breaks_after = self._stream_breaks.popleft() if self._stream_breaks else None
         handler.start_event_stream()
         handler.send_event(chunk({"role": "assistant", "content": "", "refusal": None}))
-        for piece in _STREAM_PIECE.findall(content):
+        for sent, piece in enumerate(_STREAM_PIECE.findall(content)):
+            if breaks_after is not None and sent >= breaks_after:
+                handler.close_connection = True  # dropped mid-answer: no [DONE]
+                return
             if chunk_delay and self._stop_event.wait(chunk_delay):
                 handler.close_connection = True
                 return
