@@ -64,6 +64,7 @@ def build_slack_bot(
         client=client,
         signing_secret=secret,
         on_thread_reply=on_thread_reply,
+        streaming=application.settings.answer_streaming,
     )
 
 
@@ -138,6 +139,7 @@ def _build_oauth_slack_bot(
         installation_store=store,
         oauth_settings=oauth_settings,
         on_thread_reply=on_thread_reply,
+        streaming=application.settings.answer_streaming,
     )
 
 
@@ -156,6 +158,7 @@ def build_discord_bot(application: App) -> DiscordBot:
         api_url=s.discord_api_url,
         public_dm_workspace=s.discord_dm_workspace,
         message_content=message_content,
+        streaming=s.answer_streaming,
     )
 
 

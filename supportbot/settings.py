@@ -181,6 +181,10 @@ class Settings(BaseSettings):
     )
     llm_timeout_s: float = Field(default=60.0, validation_alias=AliasChoices("LLM_TIMEOUT_S"))
     llm_temperature: float = Field(default=0.1, validation_alias=AliasChoices("LLM_TEMPERATURE"))
+    # Answers written by a chat model are shown as they are written (Slack streaming or edits).
+    answer_streaming: bool = Field(
+        default=True, validation_alias=AliasChoices("ANSWER_STREAMING")
+    )
 
     # --- Slack ----------------------------------------------------------------------------------
     slack_bot_token: SecretStr | None = Field(
@@ -317,6 +321,11 @@ class Settings(BaseSettings):
     )
     console_login_attempts_per_ip: int = Field(
         default=20, ge=1, validation_alias=AliasChoices("CONSOLE_LOGIN_ATTEMPTS_PER_IP")
+    )
+    # Where Slack sends people back after "Sign in with Slack" (add it to the app's Redirect
+    # URLs): https://HOST/login/slack/callback. Unset: built from the request's own URL.
+    console_slack_redirect_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("CONSOLE_SLACK_REDIRECT_URI")
     )
     # Folders (comma-separated) under which a workspace admin may add a folder source from the
     # console; unset: none (folder sources are then added with `supportbot source add`).
