@@ -396,16 +396,28 @@ _ALREADY = {
     "en": "I've already asked a teammate to help here; they'll reply in this thread.",
     "ko": "이미 담당자에게 도움을 요청했습니다. 이 스레드에서 답변드릴 예정입니다.",
 }
+# Where no thread is shared with the people (a DM, a private command): they contact the asker.
+_CALLED_DIRECT = {
+    "en": "I've asked {who} to help. A teammate will contact you directly. Press *Resolved* "
+    "when you're done.",
+    "ko": "{who}에게 도움을 요청했습니다. 담당자가 직접 연락드릴 예정입니다. 해결되면 *해결됨*을 "
+    "눌러 주세요.",
+}
+_ALREADY_DIRECT = {
+    "en": "I've already asked a teammate to help; they'll contact you directly.",
+    "ko": "이미 담당자에게 도움을 요청했습니다. 직접 연락드릴 예정입니다.",
+}
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
-def asker_notice(text: str, called: str | None) -> str:
+def asker_notice(text: str, called: str | None, *, in_thread: bool = True) -> str:
     """What the asker is told, in the language of ``text`` (their message): who was called,
-    or (``called`` None) that a teammate was already called."""
+    or (``called`` None) that a teammate was already called. ``in_thread``: the people reply
+    in the conversation's thread; False: they contact the asker (a DM, a private command)."""
     language = "ko" if _HANGUL.search(text) else "en"
     if called is None:
-        return _ALREADY[language]
-    return _CALLED[language].format(who=called)
+        return (_ALREADY if in_thread else _ALREADY_DIRECT)[language]
+    return (_CALLED if in_thread else _CALLED_DIRECT)[language].format(who=called)
 
 
 def transcript(

@@ -677,13 +677,23 @@ class ConversationService:
                 .where(BotReply.channel_id == channel_id)
                 .where(BotReply.reply_message_id == message_id)
             ).first()
-        return self.handoffs.resolve(
-            workspace.name,
-            platform=platform,
-            team_id=team_id,
-            channel_id=channel_id,
-            thread_id=thread or message_id,
-            at=at or self._clock(),
+        places = [(channel_id, thread or message_id)]
+        if platform == "discord":
+            # A Discord thread is a channel keyed by its own id (a message in it), and a thread
+            # opened on a message has that message's id (the question, in the parent channel;
+            # an answer there is remembered under its question's id).
+            opened = thread or message_id
+            places += [(channel_id, channel_id), (opened, opened)]
+        return any(
+            self.handoffs.resolve(
+                workspace.name,
+                platform=platform,
+                team_id=team_id,
+                channel_id=channel,
+                thread_id=thread_id,
+                at=at or self._clock(),
+            )
+            for channel, thread_id in places
         )
 
     # --- answering ---------------------------------------------------------------------------

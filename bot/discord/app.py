@@ -25,6 +25,7 @@ from discord.http import Route
 from bot.discord.components import ComponentHandler
 from bot.discord.events import history_turns, incoming_from_message, vote_of
 from bot.discord.forums import ForumSupport
+from bot.discord.handoff import install_discord_handoff
 from bot.discord.outbound import NO_MENTIONS, DiscordOutbound, InteractionOutbound
 from bot.discord.registration import Backoff, CommandRegistration
 from bot.formatting import render_notice
@@ -146,6 +147,7 @@ class DiscordBot:
         self.forums = ForumSupport(service, self.client)
         self.components = ComponentHandler(service, self.forums)
         self.flow.controls_for = self.forums.with_solved(self.flow.controls_for)
+        self.handoff = install_discord_handoff(self.client, self.flow)  # HANDOFF, buttons
         self._register()
 
     async def start(self, token: str) -> None:
@@ -188,7 +190,8 @@ class DiscordBot:
 
         @client.event
         async def on_interaction(interaction: discord.Interaction) -> None:
-            await self.components.on_interaction(interaction)  # our buttons; others untouched
+            if not await self.components.on_interaction(interaction):  # our buttons only
+                await self.handoff.on_interaction(interaction)
 
         @self.tree.command(name="ask", description="Ask a question to your company's knowledge")
         @app_commands.describe(question="Your question", private="Only you see the answer")

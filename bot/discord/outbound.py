@@ -24,6 +24,7 @@ from typing import Any
 import discord
 
 from bot.discord.components import answer_view
+from bot.discord.handoff import with_handoff
 from bot.formatting import answer_parts, render_notice
 from bot.message import IncomingMessage, Platform
 from bot.reply import AnswerControls, Recorder
@@ -46,7 +47,8 @@ def control_view(controls: AnswerControls) -> discord.ui.View | None:
     The place for Discord buttons (👍/👎 components, *Solved*, "Talk to a human"): the flow
     passes the :class:`AnswerControls`, this draws them.
     """
-    return answer_view(feedback=controls.feedback, solved=controls.solved)
+    view = answer_view(feedback=controls.feedback, solved=controls.solved)
+    return with_handoff(view) if controls.handoff else view
 
 
 def _notice(markdown: str) -> str:

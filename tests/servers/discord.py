@@ -312,6 +312,18 @@ _REACTION_EVENTS = frozenset(
 # Callback types of POST /interactions/{id}/{token}/callback.
 _PONG, _MESSAGE, _DEFERRED_MESSAGE, _DEFERRED_UPDATE, _UPDATE_MESSAGE = 1, 4, 5, 6, 7
 _FLAG_EPHEMERAL, _FLAG_LOADING, _FLAG_HAS_THREAD = 64, 128, 32
+_MENTION_EVERYONE = 1 << 17  # may ping @everyone, @here and every role
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Who one of the bot's messages notifies (:meth:`DiscordSimulator.pings`)."""
+
+    channel_id: str
+    message_id: str
+    users: list[str]
+    roles: list[str]
+    everyone: bool
 _ADMINISTRATOR, _MANAGE_THREADS = 1 << 3, 1 << 34
 MAX_APPLIED_TAGS = 5  # tags on one forum post
 MAX_FORUM_TAGS = 20  # tags a forum offers
@@ -1225,6 +1237,24 @@ class DiscordSimulator:
                 self.add_channel(guild_id, channel_id, channel_name, **data)
         return _deep_copy(self._guilds[guild_id])
 
+    def add_role(
+        self, guild_id: str, role_id: str, name: str, *, mentionable: bool = False, **extra: Any
+    ) -> dict[str, Any]:
+        """Add a role to a guild (a Role object with Discord's defaults); returns it. Before
+        the client connects (GUILD_CREATE carries the roles), like :meth:`add_guild`."""
+        guild = self._guilds[str(guild_id)]
+        role = {
+            **guild["roles"][0],
+            "id": str(role_id),
+            "name": name,
+            "position": len(guild["roles"]),
+            "permissions": "0",
+            "mentionable": mentionable,
+            **_deep_copy(extra),
+        }
+        guild["roles"].append(role)
+        return _deep_copy(role)
+
     def add_member(
         self,
         guild_id: str,
@@ -1959,6 +1989,29 @@ class DiscordSimulator:
                 continue
             if channel_id is None or message["channel_id"] == str(channel_id):
                 found.append(_deep_copy(message))
+        return found
+
+    def pings(self, channel_id: str | None = None) -> list[Ping]:
+        """Who each message the bot sent (current version) notifies, as Discord decides it:
+        the users and roles its ``allowed_mentions`` let through (``mentions``,
+        ``mention_roles``), a role only when it is mentionable or the bot has
+        MENTION_EVERYONE, and ``@everyone``/``@here`` only with MENTION_EVERYONE (the docs'
+        Allowed Mentions reference). Messages that notify nobody are left out."""
+        found = []
+        for message in self.sent_messages(channel_id):
+            guild_id = self._channels.get(message["channel_id"], {}).get("guild_id")
+            guild = self._guilds.get(str(guild_id)) if guild_id else None
+            may_all = bool(guild) and bool(
+                self.permissions(str(guild_id), self.bot_id) & _MENTION_EVERYONE
+            )
+            mentionable = {
+                r["id"] for r in (guild or {}).get("roles", []) if r.get("mentionable") or may_all
+            }
+            users = [u["id"] for u in message.get("mentions") or []]
+            roles = [r for r in message.get("mention_roles") or [] if r in mentionable]
+            everyone = bool(message.get("mention_everyone")) and may_all
+            if users or roles or everyone:
+                found.append(Ping(message["channel_id"], message["id"], users, roles, everyone))
         return found
 
     def message_edits(self, message_id: str) -> list[DiscordCall]:
