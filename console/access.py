@@ -37,6 +37,7 @@ from console.security import CSRF_FIELD
 from console.users import ConsoleUsers, Viewer
 
 if TYPE_CHECKING:
+    from console.slack_signin import SlackSignIn
     from supportbot.app import App
     from supportbot.settings import Settings
 
@@ -76,6 +77,8 @@ class ConsoleState:
     settings: Settings
     users: ConsoleUsers
     pages: tuple[str, ...]
+    # Sign in with Slack, when SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set.
+    slack: SlackSignIn | None = None
 
 
 def state_of(request: Request) -> ConsoleState:

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from console.access import VIEWER_SCOPE_KEY, ConsoleState, LoginRequired, render
 from console.security import CsrfMiddleware, cookie_value
+from console.slack_signin import SlackSignIn
 from console.users import ConsoleUsers
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ def build_console(application: App, settings: Settings | None = None) -> Starlet
         attempts=settings.console_login_attempts,
         attempts_per_ip=settings.console_login_attempts_per_ip,
     )
+    key = console_key(application, settings)
     routes: list[BaseRoute] = []
     loaded: list[str] = []
     for name in PAGES:
@@ -118,7 +120,7 @@ def build_console(application: App, settings: Settings | None = None) -> Starlet
         middleware=[
             Middleware(
                 CsrfMiddleware,
-                key=console_key(application, settings),
+                key=key,
                 secure=settings.console_secure_cookies,
             ),
             Middleware(SessionMiddleware, users=users),
@@ -128,7 +130,15 @@ def build_console(application: App, settings: Settings | None = None) -> Starlet
             HTTPException: _http_error,
         },
     )
-    app.state.console = ConsoleState(application, settings, users, tuple(loaded))
+    slack = None
+    if settings.slack_client_id and settings.slack_client_secret:
+        slack = SlackSignIn(
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret.get_secret_value(),
+            api_url=settings.slack_api_url,
+            key=key,
+        )
+    app.state.console = ConsoleState(application, settings, users, tuple(loaded), slack)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     return app
 

@@ -238,22 +238,52 @@ class ConsoleUsers:
                         seconds,
                     )
 
-    def slack_user(self, *, email: str, slack_user_id: str, workspace: str) -> int:
-        """The user signing in with Slack: found by Slack id or email, else created without
-        a password; given a viewer grant on ``workspace`` if they had none there."""
+    def check_address(self, ip: str) -> None:
+        """Raises :class:`SignInRefused` when ``ip`` has reached its limit of failures (a
+        Slack sign-in is refused from an address that has, like a password one)."""
+        self._check_limits("", ip, _now())
+
+    def record_failure(self, name: str, ip: str) -> None:
+        """Count a failed sign-in of ``name`` (an email, or ``slack:TEAM``) from ``ip``."""
+        with Session(self.engine) as session:
+            session.add(ConsoleLoginFailure(email=name[:200], ip=ip, at=_now()))
+            session.commit()
+
+    def slack_user(
+        self, *, email: str, slack_user_id: str, workspace: str, email_verified: bool = True
+    ) -> int:
+        """The user signing in with Slack as a person of ``workspace``'s Slack team; given a
+        viewer grant on ``workspace`` if they had none there (admins are granted from the CLI).
+
+        Found by their Slack user id; else an account with the same email is linked to it only
+        when Slack verified that email and the account already has a grant on ``workspace``
+        (an admin gave that address this workspace): otherwise any Slack workspace could
+        claim any console account by its email. Else a user without password is created.
+        UserError (one line) when the email belongs to an account that cannot be linked.
+        """
         name = normalize_email(email)
         with Session(self.engine) as session:
-            user = (
-                session.exec(
-                    select(ConsoleUser).where(ConsoleUser.slack_user_id == slack_user_id)
-                ).first()
-                or session.exec(select(ConsoleUser).where(ConsoleUser.email == name)).first()
-            )
+            user = session.exec(
+                select(ConsoleUser).where(ConsoleUser.slack_user_id == slack_user_id)
+            ).first()
             if user is None:
-                user = ConsoleUser(email=name, slack_user_id=slack_user_id, created_at=_now())
-            user.slack_user_id = slack_user_id
-            session.add(user)
-            session.flush()
+                user = session.exec(select(ConsoleUser).where(ConsoleUser.email == name)).first()
+                if user is not None:
+                    granted = session.exec(
+                        select(ConsoleGrant).where(
+                            ConsoleGrant.user_id == user.id, ConsoleGrant.workspace == workspace
+                        )
+                    ).first()
+                    if not email_verified or user.slack_user_id is not None or granted is None:
+                        raise UserError(
+                            f"{name} already has a console account that is not linked to this "
+                            "Slack workspace: sign in with its password."
+                        )
+                    user.slack_user_id = slack_user_id
+                else:
+                    user = ConsoleUser(email=name, slack_user_id=slack_user_id, created_at=_now())
+                session.add(user)
+                session.flush()
             assert user.id is not None
             has = session.exec(
                 select(ConsoleGrant).where(

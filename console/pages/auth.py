@@ -1,17 +1,25 @@
-"""Sign-in, sign-out and the workspace picker (``/login``, ``/logout``, ``/``)."""
+"""Sign-in (password, or Slack: ``/login/slack``), sign-out and the workspace picker
+(``/login``, ``/logout``, ``/``)."""
 
 from __future__ import annotations
 
+import functools
+import logging
 from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from console.access import current_viewer, render, state_of, viewer
+from console.access import application_of, current_viewer, render, state_of, viewer
+from console.errors import UserError
 from console.security import cookie_value
+from console.slack_signin import SlackSignInError
 from console.users import SignInRefused
+
+logger = logging.getLogger(__name__)
 
 
 def _safe_next(target: str | None) -> str:
@@ -103,6 +111,96 @@ async def login(request: Request) -> Response:
     return session_cookie_response(request, target, token)
 
 
+def _slack_redirect_uri(request: Request) -> str:
+    """Where Slack sends the person back: CONSOLE_SLACK_REDIRECT_URI, else this server's URL
+    (the same in both legs: Slack refuses a code whose redirect_uri differs)."""
+    configured = state_of(request).settings.console_slack_redirect_uri
+    return configured or str(request.url_for("slack_callback"))
+
+
+def _slack_refused(request: Request, message: str, *, status: int) -> Response:
+    from console.access import lang_of
+    from console.i18n import translate
+
+    return _login_form(request, error=translate(lang_of(request), message), status=status)
+
+
+async def slack_start(request: Request) -> Response:
+    """Off to Slack's authorize page, with a state bound to this browser."""
+    state = state_of(request)
+    if state.slack is None:
+        raise HTTPException(404)
+    try:
+        await run_in_threadpool(state.users.check_address, client_ip(request))
+    except SignInRefused as e:
+        response = _slack_refused(request, str(e), status=429)
+        response.headers["Retry-After"] = str(e.retry_after_s)
+        return response
+    target = state.slack.authorize_url(
+        browser=str(request.scope.get("console.csrf_token", "")),
+        next_path=_safe_next(request.query_params.get("next")),
+        redirect_uri=_slack_redirect_uri(request),
+    )
+    return RedirectResponse(target, status_code=303)
+
+
+async def slack_callback(request: Request) -> Response:
+    """Back from Slack: check the state, exchange the code, verify the id_token, then sign
+    in the person of an installed workspace with (at least) a viewer grant on it."""
+    from console.app import session_lifetime
+    from retrieval.workspaces import IdentityKind
+
+    state = state_of(request)
+    slack = state.slack
+    if slack is None:
+        raise HTTPException(404)
+    ip = client_ip(request)
+    params = request.query_params
+    try:
+        await run_in_threadpool(state.users.check_address, ip)
+        if params.get("error"):  # the person declined on Slack's page
+            raise SlackSignInError("Sign in with Slack was cancelled.")
+        signed_state, code = params.get("state", ""), params.get("code", "")
+        target = slack.check_state(
+            signed_state, browser=str(request.scope.get("console.csrf_token", ""))
+        )
+        if not code:
+            raise SlackSignInError("Slack sent no code: sign in again.", attack=True)
+        who = await slack.identity(
+            code=code, redirect_uri=_slack_redirect_uri(request), state=signed_state
+        )
+        found = await run_in_threadpool(
+            application_of(request).registry.resolve, IdentityKind.SLACK_TEAM, who.team_id
+        )
+        if found is None:
+            raise SlackSignInError(
+                "Your Slack workspace has not installed this app: ask its admin to install it, "
+                "or sign in with a password."
+            )
+        user_id = await run_in_threadpool(
+            functools.partial(
+                state.users.slack_user,
+                email=who.email,
+                email_verified=who.email_verified,
+                slack_user_id=who.user_id,
+                workspace=found.name,
+            )
+        )
+    except SignInRefused as e:
+        response = _slack_refused(request, str(e), status=429)
+        response.headers["Retry-After"] = str(e.retry_after_s)
+        return response
+    except (SlackSignInError, UserError) as e:
+        if isinstance(e, SlackSignInError) and e.attack:
+            await run_in_threadpool(state.users.record_failure, "slack:", ip)
+        logger.info("Sign in with Slack refused: %s", e)
+        return _slack_refused(request, str(e), status=403)
+    token = await run_in_threadpool(
+        state.users.start_session, user_id, session_lifetime(state.settings)
+    )
+    return session_cookie_response(request, target, token)
+
+
 async def logout(request: Request) -> Response:
     from console.app import SESSION_COOKIE
 
@@ -126,6 +224,8 @@ async def picker(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/login", login_page, methods=["GET"]),
     Route("/login", login, methods=["POST"]),
+    Route("/login/slack", slack_start, methods=["GET"]),
+    Route("/login/slack/callback", slack_callback, methods=["GET"], name="slack_callback"),
     Route("/logout", logout, methods=["POST"]),
     Route("/", picker, methods=["GET"]),
 ]

@@ -24,6 +24,8 @@ Supported wire surface (enough for a support bot, nothing more):
   channels; 12,000 characters of ``markdown_text`` per call; ``message_not_in_streaming_state``
   after the stop); :meth:`~SlackSimulator.streams` records each stream's appends and final
   blocks, and :meth:`~SlackSimulator.refuse_streaming` makes a team refuse them.
+* **Sign in with Slack** -- the authorize page, ``openid.connect.token``,
+  ``openid.connect.userInfo`` and the JWKS (tests/servers/slack_openid.py; ``sim.openid``).
 * **Socket Mode** -- ``apps.connections.open`` (app-level token) hands out a single-use
   ``ws://127.0.0.1:PORT/link/?ticket=...`` URL served by the same server. On connect the server
   sends Slack's ``hello``; tests push ``events_api`` / ``interactive`` / ``slash_commands``
@@ -80,6 +82,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from tests.servers.slack_openid import AUTHORIZE_PATH, KEYS_PATH, SlackOpenId
+
 __all__ = [
     "SHARED_SLACK_DIR",
     "SlackCall",
@@ -129,7 +133,9 @@ _TS = re.compile(r"^\d{1,12}(\.\d{1,6})?$")
 
 # Which credential each method needs; methods missing from both sets need a bot token.
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
-_NO_TOKEN_METHODS = frozenset({"api.test", "oauth.v2.access"})
+_NO_TOKEN_METHODS = frozenset(
+    {"api.test", "oauth.v2.access", "openid.connect.token", "openid.connect.userInfo"}
+)
 
 # Form-encoded clients send these as JSON strings; Slack parses them, and so do we.
 _JSON_ARGS = {
@@ -427,6 +433,9 @@ class SlackSimulator:
         self._refresh_tokens: dict[str, dict[str, Any]] = {}
         self._oauth_codes: dict[str, dict[str, Any]] = {}
         self._used_codes: set[str] = set()
+        # Sign in with Slack (OpenID Connect): tests/servers/slack_openid.py
+        self.openid = SlackOpenId(self._lock)
+        self.openid.client_id, self.openid.client_secret = client_id, client_secret
         self._channels: dict[str, dict[str, Any]] = {}
         # team id -> its user groups, as usergroups.list returns them
         self._usergroups: dict[str, list[dict[str, Any]]] = {}
@@ -515,6 +524,8 @@ class SlackSimulator:
         app.router.add_get(SOCKET_PATH, self._handle_socket)
         app.router.add_route("*", CONTROL_PREFIX + "{action}", self._handle_control)
         app.router.add_post(RESPONSE_PREFIX + "{token}", self._handle_response_url)
+        app.router.add_get(AUTHORIZE_PATH, self.openid.handle_authorize)
+        app.router.add_get(KEYS_PATH, self.openid.handle_keys)
         app.router.add_route("*", "/{tail:.*}", self._handle_not_found)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
@@ -1346,6 +1357,10 @@ class SlackSimulator:
             "reactions.remove": self._reactions_remove,
             "bots.info": self._bots_info,
             "oauth.v2.access": self._oauth_v2_access,
+            "openid.connect.token": lambda r: self.openid.token(
+                r.args, _client_credentials(r.headers, r.args)
+            ),
+            "openid.connect.userInfo": lambda r: self.openid.user_info(r.token),
             "apps.connections.open": self._apps_connections_open,
             "assistant.threads.setStatus": self._assistant_set_status,
             "assistant.threads.setSuggestedPrompts": self._assistant_set_suggested_prompts,
