@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
 from sqlalchemy.engine import Engine
+from starlette.convertors import IntegerConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -63,6 +64,16 @@ NAV: list[tuple[str, str]] = [
     ("exports", "Exports"),
 ]
 VIEWER_SCOPE_KEY = "console.viewer"
+
+
+class IdConvertor(IntegerConvertor):
+    """``{name:id}`` in a route: a database id, 1 to 18 digits (a signed 64-bit integer holds
+    it). A longer number matches no route (404) instead of overflowing the database driver."""
+
+    regex = "[0-9]{1,18}"
+
+
+register_url_convertor("id", IdConvertor())
 
 
 class LoginRequired(Exception):

@@ -5,8 +5,9 @@ a form or htmx request must send ``HMAC(key, cookie)`` back, as the ``csrf_token
 or the ``X-CSRF-Token`` header. Another site can make the browser send the cookie but can
 neither read it nor compute the token; a subdomain that plants its own cookie still cannot
 sign it. The check runs here, for every POST/PUT/PATCH/DELETE, before any route: a route
-cannot forget it. The body is read once (at most :data:`MAX_FORM_BYTES`) and replayed to the
-route.
+cannot forget it. The body of every unsafe request is read once, at most
+:data:`MAX_FORM_BYTES` (a bigger one is refused with 413 before any route sees it), and replayed
+to the route.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CSRF_COOKIE = "supportbot_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-MAX_FORM_BYTES = 10 * 1024 * 1024
+# The console's biggest form (a 20,000-character answer, percent-encoded) is far below this.
+MAX_FORM_BYTES = 1024 * 1024
+TOO_LARGE = "The form is too large (more than 1 MB): shorten what you entered and try again."
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 SECURITY_HEADERS = {
     "content-security-policy": (
@@ -77,51 +80,35 @@ class CsrfMiddleware:
         expected = csrf_token(self.key, value)
         scope["console.csrf_token"] = expected
         if scope["method"] in _UNSAFE:
-            body: bytes | None = None
-            if new_cookie:
-                ok = False
-            else:
-                ok, body = await self._submitted_ok(scope, receive, expected)
+            sender = self._sender(send, value if new_cookie else None)
+            body = await _read_body(scope, receive)
+            if body is None:
+                await PlainTextResponse(TOO_LARGE, status_code=413)(scope, receive, sender)
+                return
+            ok = not new_cookie and await self._submitted_ok(scope, body, expected)
             if not ok:
                 response = PlainTextResponse(
                     "The form expired or did not come from this console (CSRF check): "
                     "reload the page and try again.",
                     status_code=403,
                 )
-                await response(scope, receive, self._sender(send, value if new_cookie else None))
+                await response(scope, receive, sender)
                 return
-            if body is not None:  # read to find the form field: handed on as it came
-                receive = _replay(body, receive)
+            receive = _replay(body, receive)  # handed on as it came
         await self.app(scope, receive, self._sender(send, value if new_cookie else None))
 
-    async def _submitted_ok(
-        self, scope: Scope, receive: Receive, expected: str
-    ) -> tuple[bool, bytes | None]:
-        """Whether the token sent is right, and the body if it had to be read for it."""
+    async def _submitted_ok(self, scope: Scope, body: bytes, expected: str) -> bool:
+        """Whether the token sent (header, else form field) is right."""
         for header, raw in scope.get("headers", []):
             if header == b"x-csrf-token":
-                return hmac.compare_digest(raw.decode("latin-1"), expected), None
-        chunks: list[bytes] = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return False, b""
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_FORM_BYTES:
-                return False, b""
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+                return hmac.compare_digest(raw.decode("latin-1"), expected)
         try:
             form = await Request(scope, _replay(body)).form()
         except Exception:  # not a form at all
-            return False, body
+            return False
         submitted = form.get(CSRF_FIELD)
         await form.close()
-        return isinstance(submitted, str) and hmac.compare_digest(submitted, expected), body
+        return isinstance(submitted, str) and hmac.compare_digest(submitted, expected)
 
     def _sender(self, send: Send, new_value: str | None) -> Send:
         async def sender(message: Message) -> None:
@@ -136,6 +123,28 @@ class CsrfMiddleware:
             await send(message)
 
         return sender
+
+
+async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
+    """The whole body, or None when it is (or says it is) over :data:`MAX_FORM_BYTES`; empty
+    when the client left mid-body (nobody is there to read the answer)."""
+    for header, raw in scope.get("headers", []):
+        if header == b"content-length" and raw.strip().isdigit() and int(raw) > MAX_FORM_BYTES:
+            return None
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
 
 
 def _replay(body: bytes, then: Receive | None = None) -> Receive:

@@ -22,6 +22,8 @@ from console.queries.conversations import (
     search,
 )
 
+MAX_PAGE = 100_000  # a bigger page number would overflow the database's OFFSET
+
 
 def _date(text: str | None) -> date | None:
     try:
@@ -48,7 +50,7 @@ async def conversations_page(request: Request) -> Response:
     workspace = workspace_of(request)
     filters = filters_of(request)
     try:
-        page = max(int(request.query_params.get("page", "1")), 1)
+        page = min(max(int(request.query_params.get("page", "1")), 1), MAX_PAGE)
     except ValueError:
         page = 1
     found = await run_in_threadpool(
@@ -88,5 +90,5 @@ async def conversation_page(request: Request) -> Response:
 
 routes: list[BaseRoute] = [
     Route("/w/{workspace}/conversations", conversations_page, methods=["GET"]),
-    Route("/w/{workspace}/conversations/{id}", conversation_page, methods=["GET"]),
+    Route("/w/{workspace}/conversations/{id:id}", conversation_page, methods=["GET"]),
 ]

@@ -68,7 +68,11 @@ async def approve(request: Request) -> Response:
     application = application_of(request)
     row = await run_in_threadpool(_draft, request, workspace)
     form = await request.form()
-    text = str(form.get("answer", ""))[:MAX_ANSWER_CHARS]
+    text = str(form.get("answer", ""))
+    if len(text) > MAX_ANSWER_CHARS:  # refused whole: never a cut-off entry published
+        error = f"The entry is too long: at most {MAX_ANSWER_CHARS:,} characters."
+        context = {"draft": row, "error": error, "text": text[:MAX_ANSWER_CHARS]}
+        return render(request, "gaps_draft.html", context, status_code=400)
     assert row.id is not None
     try:
         await run_in_threadpool(
@@ -91,6 +95,6 @@ async def approve(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/w/{workspace}/gaps", gaps, methods=["GET"]),
     Route("/w/{workspace}/gaps/draft", redraft, methods=["POST"]),
-    Route("/w/{workspace}/gaps/{draft_id:int}", detail, methods=["GET"]),
-    Route("/w/{workspace}/gaps/{draft_id:int}/approve", approve, methods=["POST"]),
+    Route("/w/{workspace}/gaps/{draft_id:id}", detail, methods=["GET"]),
+    Route("/w/{workspace}/gaps/{draft_id:id}/approve", approve, methods=["POST"]),
 ]

@@ -81,7 +81,16 @@ async def publish(request: Request) -> Response:
     interaction_id = int(request.path_params["interaction_id"])
     who = await viewer(request)
     form = await request.form()
-    text = str(form.get("answer", ""))[:MAX_ANSWER_CHARS]
+    text = str(form.get("answer", ""))
+    if len(text) > MAX_ANSWER_CHARS:  # refused whole: never a cut-off answer published
+        entry = await run_in_threadpool(_entry, request, workspace, interaction_id)
+        error = f"The answer is too long: at most {MAX_ANSWER_CHARS:,} characters."
+        return render(
+            request,
+            "review_item.html",
+            {"entry": entry, "error": error, "draft": text[:MAX_ANSWER_CHARS]},
+            status_code=400,
+        )
     application = application_of(request)
     try:
         await run_in_threadpool(
@@ -141,8 +150,8 @@ async def reopen(request: Request) -> Response:
 
 routes: list[BaseRoute] = [
     Route("/w/{workspace}/review", queue, methods=["GET"]),
-    Route("/w/{workspace}/review/{interaction_id:int}", item, methods=["GET"]),
-    Route("/w/{workspace}/review/{interaction_id:int}/publish", publish, methods=["POST"]),
-    Route("/w/{workspace}/review/{interaction_id:int}/reviewed", reviewed, methods=["POST"]),
-    Route("/w/{workspace}/review/{interaction_id:int}/reopen", reopen, methods=["POST"]),
+    Route("/w/{workspace}/review/{interaction_id:id}", item, methods=["GET"]),
+    Route("/w/{workspace}/review/{interaction_id:id}/publish", publish, methods=["POST"]),
+    Route("/w/{workspace}/review/{interaction_id:id}/reviewed", reviewed, methods=["POST"]),
+    Route("/w/{workspace}/review/{interaction_id:id}/reopen", reopen, methods=["POST"]),
 ]

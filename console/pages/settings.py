@@ -58,7 +58,10 @@ async def settings_page(
 async def _change(request: Request, what: str, action: Callable[[dict[str, str]], Any]) -> Response:
     workspace = workspace_of(request, write=True)
     raw = await request.form()
-    form = {k: str(v)[:MAX_FIELD] for k, v in raw.items() if isinstance(v, str)}
+    form = {k: v for k, v in raw.items() if isinstance(v, str)}
+    if any(len(v) > MAX_FIELD for v in form.values()):  # refused whole, never cut off
+        error = f"A field is too long: at most {MAX_FIELD:,} characters."
+        return await settings_page(request, error=error, status=400)
     try:
         await run_in_threadpool(action, form)
     except InvalidInputError as e:

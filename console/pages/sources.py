@@ -34,6 +34,7 @@ from console.queries.sources import (
 )
 
 POLL_S = 2
+MAX_FIELD = 4000
 _QUEUE_LOCK = asyncio.Lock()
 
 
@@ -155,10 +156,11 @@ async def add(request: Request) -> Response:
     application = application_of(request)
     settings = application.settings
     raw = await request.form()
-    form = {
-        k: str(raw.get(k, ""))[:4000]
-        for k in ("name", "kind", "urls", "sitemap", "path", "schedule")
-    }
+    form = {k: str(raw.get(k, "")) for k in ("name", "kind", "urls", "sitemap", "path", "schedule")}
+    if any(len(v) > MAX_FIELD for v in form.values()):  # refused whole: no URL cut in half
+        error = f"A field is too long: at most {MAX_FIELD:,} characters."
+        shown = {k: v[:MAX_FIELD] for k, v in form.items()}
+        return await sources(request, error=error, form=shown, status=400)
     new = NewSource(
         name=form["name"],
         kind=form["kind"],
@@ -185,8 +187,8 @@ async def add(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/w/{workspace}/sources", sources_page, methods=["GET"]),
     Route("/w/{workspace}/sources", add, methods=["POST"]),
-    Route("/w/{workspace}/sources/{source_id:int}", detail, methods=["GET"]),
-    Route("/w/{workspace}/sources/{source_id:int}/row", row, methods=["GET"]),
-    Route("/w/{workspace}/sources/{source_id:int}/sync", sync, methods=["POST"]),
-    Route("/w/{workspace}/sources/{source_id:int}/runs/{run_id:int}", run_page, methods=["GET"]),
+    Route("/w/{workspace}/sources/{source_id:id}", detail, methods=["GET"]),
+    Route("/w/{workspace}/sources/{source_id:id}/row", row, methods=["GET"]),
+    Route("/w/{workspace}/sources/{source_id:id}/sync", sync, methods=["POST"]),
+    Route("/w/{workspace}/sources/{source_id:id}/runs/{run_id:id}", run_page, methods=["GET"]),
 ]
