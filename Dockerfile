@@ -5,6 +5,8 @@ COPY bot bot
 COPY retrieval retrieval
 COPY feedback feedback
 COPY supportbot supportbot
+COPY sync sync
+COPY console console
 RUN pip install --no-cache-dir -c constraints.txt ".[postgres]"
 ENTRYPOINT ["supportbot"]
 CMD ["--help"]
