@@ -164,7 +164,7 @@ def test_search_never_crosses_tenants_across_cold_and_hot(
     for name, own, other, marker in pairs:
         for query in (own, other):
             for mode in ("hybrid", "keyword", "vector"):
-                hits = tracked.knowledge.search(name, query, k=5, mode=mode)  # type: ignore[arg-type]
+                hits = tracked.knowledge.search(name, query, k=5, mode=mode)
                 assert all(marker in h.text for h in hits), (name, query, mode)
                 if query == own:
                     assert hits, (name, query, mode)
