@@ -8,17 +8,37 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
 class ProcessedDelivery(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("platform", "delivery_id"),)
+    """A claim on a delivery or a message: who answers it, until when, and whether it is done.
+
+    A permanent claim (a setup notice's) is done when made. A message's claim is leased
+    (:mod:`bot.claims`): ``holder`` (a replica id) holds it until ``lease_until`` and renews
+    the lease while it answers; once the answer or notice is shown, ``done`` is set and
+    ``message`` cleared. An unfinished claim whose lease ran out (its replica died) is taken
+    over by another replica, which answers ``message`` (the neutral message as JSON) again
+    after removing the placeholder ``progress_id`` its holder had posted; ``attempts`` counts
+    the holders so far.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("platform", "delivery_id"),
+        Index("ix_processeddelivery_open", "done", "lease_until"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str
     delivery_id: str
     received_at: datetime
+    done: bool = True
+    holder: str | None = None
+    lease_until: datetime | None = None
+    attempts: int = 1
+    message: str | None = None
+    progress_id: str | None = None
 
 
 class BotReply(SQLModel, table=True):

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from bot.channels import ChannelSettings
 from bot.chatter import prompt_language
+from bot.claims import Claim, ClaimStore
 from bot.decide import Action, ChannelMode, Decision, decide
 from bot.handoff import (
     EscalationTarget,
@@ -30,7 +31,7 @@ from bot.handoff import (
     ThreadHandoff,
 )
 from bot.message import IncomingMessage
-from bot.models import BotReply, DirectMessageChoice, ProcessedDelivery
+from bot.models import BotReply, DirectMessageChoice
 from bot.routing import DmRoute, route_direct_message
 from bot.signals import Detected, SignalDetector, SignalKind, resolved_weight
 from feedback.errors import FeedbackError
@@ -108,6 +109,8 @@ class Triage:
     decision: Decision
     # False for a repeat delivery (a retry, or another replica got it first): do nothing.
     first_delivery: bool
+    # The leased claim this replica holds on the message (see bot.claims), when it acts.
+    claim: Claim | None = None
 
 
 class ConversationService:
@@ -125,12 +128,15 @@ class ConversationService:
         ready_ttl_s: float = 30.0,
         signals: SignalDetector | None = None,
         handoffs: HandoffStore | None = None,
+        claims: ClaimStore | None = None,
     ) -> None:
         """``signals``: reads implicit feedback from messages after an answer (rules only
         when not given; the app gives it the bundled embedder). ``handoffs``: escalation
         targets and handoffs (made over ``engine`` with the feedback store's user hash when
         not given)."""
         self._engine = engine
+        # Leased claims on messages (bot.claims): this replica's id and lease.
+        self.claims = claims or ClaimStore(engine, clock=clock)
         self.handoffs = handoffs or HandoffStore(
             engine, user_hash=getattr(feedback, "user_hash", _plain_hash), clock=clock
         )
@@ -154,34 +160,41 @@ class ConversationService:
     # --- routing -----------------------------------------------------------------------------
 
     def claim_delivery(self, platform: str, delivery_id: str) -> bool:
-        """True for the first claim of a delivery, False for every repeat (any replica)."""
-        with Session(self._engine) as session:
-            session.add(
-                ProcessedDelivery(
-                    platform=platform, delivery_id=delivery_id, received_at=self._clock()
-                )
-            )
-            try:
-                session.commit()
-            except IntegrityError:
-                return False
-            return True
+        """True for the first claim of a delivery, False for every repeat (any replica).
 
-    def claim_message(self, message: IncomingMessage) -> bool:
-        """True for the first claim of a platform message, whatever delivered it.
+        A permanent claim, done at once (a notice sent once); messages are claimed with a
+        lease instead (:meth:`claim_message`)."""
+        return self.claims.claim_once(platform, delivery_id)
+
+    def claim_message(self, message: IncomingMessage, *, resumable: bool = True) -> Claim | None:
+        """The leased claim on a platform message, whatever delivered it; None for a repeat
+        (done, or held by a live replica). See :mod:`bot.claims`.
 
         Claimed by the message's identity (team, channel, message id), not the delivery id:
         Slack re-sends an edited mention as a new event (new ``event_id``, same ``ts``), and
-        that must not become a second answer.
+        that must not become a second answer. ``resumable``: the message is stored so that
+        another replica can answer it if this one dies (False for an interaction, whose reply
+        only this process can send).
         """
-        return self.claim_delivery(message.platform, f"message:{message.identity}")
+        return self.claims.claim(
+            message.platform, f"message:{message.identity}", message if resumable else None
+        )
 
-    def triage(self, message: IncomingMessage, *, workspace: WorkspaceInfo | None = None) -> Triage:
+    def triage(
+        self,
+        message: IncomingMessage,
+        *,
+        workspace: WorkspaceInfo | None = None,
+        resumable: bool = True,
+        claimed: Claim | None = None,
+    ) -> Triage:
         """Gather, decide and claim in one call (one worker-thread trip per event).
 
         The decision itself is :func:`bot.decide.decide`, a pure function; the message is
         claimed only when the bot acts on it, so chatter writes nothing. A signal (an
         acknowledgement of the previous answer) is recorded here, on its first delivery.
+        ``resumable``: see :meth:`claim_message`. ``claimed``: a claim taken over from a
+        replica that died (:mod:`bot.takeover`): decided again, not claimed or recorded again.
         """
         situation = self.situation(message, workspace=workspace)
         decision = decide(
@@ -192,12 +205,19 @@ class ConversationService:
             can_hand_off=situation.can_hand_off,
             handoff=situation.handoff,
         )
+        if claimed is not None:  # its first holder recorded what there was to record
+            if decision.action is not Action.IGNORE and situation.workspace is not None:
+                decision, _ = self._implicit(message, situation, decision)
+            return Triage(situation, decision, True, claimed)
         if situation.handoff is not None and situation.workspace is not None:
             self._human_reply(message, situation.workspace, situation.handoff)
         implicit: tuple[int, Detected | None] | None = None
         if decision.action is not Action.IGNORE and situation.workspace is not None:
             decision, implicit = self._implicit(message, situation, decision)
-        first = decision.action is not Action.IGNORE and self.claim_message(message)
+        claim = None
+        if decision.action is not Action.IGNORE:
+            claim = self.claim_message(message, resumable=resumable)
+        first = claim is not None
         if first and situation.workspace is not None:
             if implicit is not None:
                 interaction_id, found = implicit
@@ -205,7 +225,7 @@ class ConversationService:
                     self._record_implicit(message, situation.workspace, interaction_id, found)
             elif decision.action is Action.SIGNAL:
                 self.record_signal(message, situation.workspace, decision)
-        return Triage(situation, decision, first)
+        return Triage(situation, decision, first, claim)
 
     def _implicit(
         self, message: IncomingMessage, situation: Situation, decision: Decision

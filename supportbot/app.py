@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from weaviate import WeaviateClient
 from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 
+from bot.claims import ClaimStore
 from bot.service import ConversationService
 from bot.signals import SignalDetector
 from feedback.store import SqlFeedbackStore
@@ -268,6 +269,7 @@ class App:
             # Implicit feedback read with the bundled model, whatever model embeds the knowledge:
             # its thresholds were measured with it (bench/signals_bench.py).
             signals=SignalDetector(self.local_embedder.embed_queries),
+            claims=ClaimStore(self.engine, lease_s=self.settings.claim_lease_s),
         )
 
     @cached_property

@@ -19,6 +19,8 @@ from bot.slack.installations import (
     SqlInstallationStore,
     SqlOAuthStateStore,
 )
+from bot.slack.takeover import SlackResumer
+from bot.takeover import Sweeper
 from console.app import mount_on_aiohttp
 from retrieval.embeddings import LocalE5Embeddings
 from supportbot.app import App
@@ -202,6 +204,8 @@ async def run_bots(application: App, *, slack_http: bool, host: str, port: int) 
                 bots.create_task(
                     _run_slack(application, slack, http=slack_http, host=host, port=port)
                 )
+                # Questions of a replica that died mid-answer: taken over and answered here.
+                bots.create_task(slack_sweeper(application, slack).run())
             if discord_on:
                 bots.create_task(_run_discord(application, build_discord_bot(application)))
             # Knowledge sync (README), fed by Slack's thread-reply events.
@@ -213,6 +217,18 @@ async def run_bots(application: App, *, slack_http: bool, host: str, port: int) 
         raise
     finally:
         await application.aclose()
+
+
+def slack_sweeper(application: App, bot: SlackBot) -> Sweeper:
+    """The claim sweeper of a Slack bot (:mod:`bot.takeover`); it also makes the bot remove a
+    dead replica's placeholder when a Slack retry takes its question over."""
+    resumer = SlackResumer(bot)
+    bot.flow.discard_progress = resumer.discard
+    return Sweeper(
+        bot.flow,
+        {"slack": resumer.outbound},
+        interval_s=application.settings.claim_sweep_interval_s,
+    )
 
 
 async def _run_discord(application: App, bot: DiscordBot) -> None:

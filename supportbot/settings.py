@@ -185,6 +185,15 @@ class Settings(BaseSettings):
     answer_streaming: bool = Field(
         default=True, validation_alias=AliasChoices("ANSWER_STREAMING")
     )
+    # Replicas that fail safely (README "Running on a Weaviate cluster"): a question's claim is
+    # held under a lease (seconds) renewed while it is answered; a claim whose replica died is
+    # taken over by another replica's sweeper, which looks every CLAIM_SWEEP_INTERVAL_S.
+    claim_lease_s: float = Field(
+        default=30.0, ge=1.0, validation_alias=AliasChoices("CLAIM_LEASE_S")
+    )
+    claim_sweep_interval_s: float = Field(
+        default=5.0, gt=0, validation_alias=AliasChoices("CLAIM_SWEEP_INTERVAL_S")
+    )
 
     # --- Slack ----------------------------------------------------------------------------------
     slack_bot_token: SecretStr | None = Field(

@@ -47,6 +47,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.claims import Claim, Lease
 from bot.decide import Action
 from bot.message import IncomingMessage, Platform
 from bot.service import (
@@ -161,6 +162,8 @@ class Reply:
     message: IncomingMessage
     outbound: Outbound
     triage: Triage
+    # The lease held on the message's claim while the handler runs (bot.claims), if any.
+    lease: Lease | None = None
 
     @property
     def workspace(self) -> WorkspaceInfo | None:
@@ -168,6 +171,8 @@ class Reply:
 
 
 Handler = Callable[[Reply], Awaitable[None]]
+# (outbound, progress id): remove a placeholder a dead replica posted (bot.takeover).
+ProgressDiscarder = Callable[[Outbound, str], Awaitable[None]]
 # (workspace name, message): a message arrived in a thread of a known workspace.
 ThreadMessageHook = Callable[[str, IncomingMessage], Awaitable[object]]
 
@@ -238,6 +243,9 @@ class ReplyFlow:
             Action.ANSWER: self.answer,
         }
         self.controls_for: Callable[[Reply, Answer], AnswerControls] = default_controls
+        # Removes the placeholder of a replica that died mid-answer before a takeover answers
+        # again (set per platform, see bot.takeover); None: it is left where it is.
+        self.discard_progress: ProgressDiscarder | None = None
 
     def register(self, action: Action, handler: Handler) -> None:
         """Handle ``action`` with ``handler`` (replacing any handler it had)."""
@@ -254,24 +262,58 @@ class ReplyFlow:
 
         ``workspace``: already routed by the adapter (a DM has no team to route by).
         """
-        triage = await asyncio.to_thread(self.service.triage, message, workspace=workspace)
+        # Another replica can answer it again only if it needs no routing or interaction here.
+        resumable = workspace is None and not outbound.must_reply
+        triage = await asyncio.to_thread(
+            self.service.triage, message, workspace=workspace, resumable=resumable
+        )
         decision, found = triage.decision, triage.situation.workspace
         logger.debug("message %s: %s (%s)", message.message_id, decision.action, decision.reason)
         if message.in_thread and not message.from_bot and found is not None:
             await self._thread_message(found.name, message)
-        if decision.action is Action.IGNORE:
-            return triage
-        if not triage.first_delivery:
-            logger.info("message %s seen before: %s ignored", message.identity, message.delivery_id)
-            return triage
-        handler = self.handlers.get(decision.action)
-        if handler is None:
-            logger.warning(
-                "no handler for %s: message %s dropped", decision.action, message.identity
-            )
-            return triage
-        await handler(Reply(message, outbound, triage))
+        await self._act(message, outbound, triage)
         return triage
+
+    async def resume(self, claim: Claim, outbound: Outbound) -> Triage:
+        """Answer the message of a claim taken over from a replica that died mid-answer
+        (:mod:`bot.takeover`): decided again, its placeholder removed, answered once."""
+        if claim.message is None:
+            raise ValueError(f"claim {claim.key} has no stored message to answer")
+        message = claim.message
+        triage = await asyncio.to_thread(self.service.triage, message, claimed=claim)
+        await self._act(message, outbound, triage)
+        return triage
+
+    async def _act(self, message: IncomingMessage, outbound: Outbound, triage: Triage) -> None:
+        """Run the decision's handler, holding the claim's lease while it runs."""
+        decision, claim = triage.decision, triage.claim
+        if not triage.first_delivery:
+            if decision.action is not Action.IGNORE:
+                logger.info(
+                    "message %s seen before: %s ignored", message.identity, message.delivery_id
+                )
+            return
+        if claim is None:  # claimed elsewhere (a test's triage)
+            await self._run(Reply(message, outbound, triage))
+            return
+        if claim.progress_id and self.discard_progress is not None:
+            try:  # the dead replica's placeholder: the thread shows one answer
+                await self.discard_progress(outbound, claim.progress_id)
+            except Exception as e:
+                logger.warning("could not remove %s's old placeholder: %s", claim.key, e)
+        async with Lease(self.service.claims, claim) as lease:
+            lease.watch(lambda: _progress_id(outbound))
+            await self._run(Reply(message, outbound, triage, lease))
+
+    async def _run(self, reply: Reply) -> None:
+        action = reply.triage.decision.action
+        if action is Action.IGNORE:
+            return
+        handler = self.handlers.get(action)
+        if handler is None:
+            logger.warning("no handler for %s: message %s dropped", action, reply.message.identity)
+            return
+        await handler(reply)
 
     async def _thread_message(self, workspace: str, message: IncomingMessage) -> None:
         if self._on_thread_message is None or not message.thread_id:
@@ -357,3 +399,10 @@ class ReplyFlow:
 
 async def _nothing(reply: Reply) -> None:
     return None
+
+
+def _progress_id(outbound: Outbound) -> str | None:
+    """The message an outbound shows progress in, when it posts one (Slack's placeholder, which
+    becomes the answer or the stream): what a takeover removes if this replica dies."""
+    value = getattr(outbound, "placeholder_ts", None)
+    return value if isinstance(value, str) else None
