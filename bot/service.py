@@ -719,19 +719,32 @@ class ConversationService:
     # --- answering ---------------------------------------------------------------------------
 
     async def answer(
-        self, workspace: WorkspaceInfo, question: str, history: Sequence[Turn]
+        self,
+        workspace: WorkspaceInfo,
+        question: str,
+        history: Sequence[Turn],
+        *,
+        handoff: bool = False,
     ) -> Answer:
-        """The answer from the workspace's own knowledge (awaits the model, holds no thread)."""
+        """The answer from the workspace's own knowledge (awaits the model, holds no thread).
+
+        ``handoff``: a person can be called in here (:meth:`can_hand_off`); only then does an
+        answer that found nothing say a person can help."""
         chain = await asyncio.to_thread(self._chain_for, workspace.name)
-        return await chain.aanswer(question, history)
+        return await chain.aanswer(question, history, handoff=handoff)
 
     async def answer_stream(
-        self, workspace: WorkspaceInfo, question: str, history: Sequence[Turn]
+        self,
+        workspace: WorkspaceInfo,
+        question: str,
+        history: Sequence[Turn],
+        *,
+        handoff: bool = False,
     ) -> tuple[bool, AsyncIterator[str | Answer]]:
         """The answer as it is written: whether a chat model writes it (only then is it worth
         streaming), and text deltas then the :class:`Answer` (see ``AnswerChain.astream``)."""
         chain = await asyncio.to_thread(self._chain_for, workspace.name)
-        return chain.mode == "llm", chain.astream(question, history)
+        return chain.mode == "llm", chain.astream(question, history, handoff=handoff)
 
     def record_reply(
         self,

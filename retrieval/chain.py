@@ -5,8 +5,8 @@ the workspace's tenant → relevance gate → near-identical passages merged (on
 every document it came from) → prompt with the excerpts as a delimited JSON data block
 (:mod:`retrieval.prompts`) → chat model → citations mapped back to sources. Without a chat
 model it answers extractively: the best passages, quoted once each and labelled as such. When
-nothing relevant is found it says so and offers a human, in the asker's language, rather than
-letting a model invent an answer.
+nothing relevant is found it says so, in the asker's language, rather than letting a model
+invent an answer; it says a person can help only when one can be called in (``handoff``).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from retrieval.duplicates import merge_duplicates
 from retrieval.errors import LLMError
 from retrieval.prompts import (
     EXTRACTIVE_LABEL,
-    NOT_FOUND,
     Excerpt,
     answer_messages,
     condense_messages,
     is_korean,
+    not_found_text,
 )
 from retrieval.store import SearchResult
 
@@ -107,16 +107,22 @@ class AnswerChain:
     def mode(self) -> Mode:
         return "llm" if self._chat is not None else "extractive"
 
-    def answer(self, question: str, history: Sequence[Turn] = ()) -> Answer:
-        """The whole answer at once."""
+    def answer(
+        self, question: str, history: Sequence[Turn] = (), *, handoff: bool = False
+    ) -> Answer:
+        """The whole answer at once. ``handoff``: a person can be called in where the question
+        was asked (an escalation target exists there); only then does an answer that found
+        nothing say a person can help (:data:`retrieval.prompts.NOT_FOUND`)."""
         final: Answer | None = None
-        for item in self.stream(question, history):
+        for item in self.stream(question, history, handoff=handoff):
             if isinstance(item, Answer):
                 final = item
         assert final is not None
         return final
 
-    async def aanswer(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+    async def aanswer(
+        self, question: str, history: Sequence[Turn] = (), *, handoff: bool = False
+    ) -> Answer:
         """:meth:`answer` for event loops: the model's wait holds no thread.
 
         Search (embedding and Weaviate: short, CPU-bound or blocking) runs in a worker thread;
@@ -125,11 +131,11 @@ class AnswerChain:
         """
         started = self._clock()
         turns = history[-self._max_history :]
-        standalone, retrieved, plan = await self._aplan(question, turns, started)
+        standalone, retrieved, plan = await self._aplan(question, turns, started, handoff)
         if isinstance(plan, Answer):
             return plan
         assert self._chat is not None
-        prompt = answer_messages(question, plan, _pairs(turns))
+        prompt = answer_messages(question, plan, _pairs(turns), handoff=handoff)
         try:
             text = await (self._chat | StrOutputParser()).ainvoke(prompt)
         except Exception as e:
@@ -137,7 +143,7 @@ class AnswerChain:
         return self._llm_answer(text, plan, standalone, retrieved, started, prompt)
 
     async def astream(
-        self, question: str, history: Sequence[Turn] = ()
+        self, question: str, history: Sequence[Turn] = (), *, handoff: bool = False
     ) -> AsyncIterator[str | Answer]:
         """:meth:`stream` for event loops: text deltas as the model writes them, then the
         :class:`Answer` (whose ``text`` is the deltas joined, stripped).
@@ -148,14 +154,14 @@ class AnswerChain:
         """
         started = self._clock()
         turns = history[-self._max_history :]
-        standalone, retrieved, plan = await self._aplan(question, turns, started)
+        standalone, retrieved, plan = await self._aplan(question, turns, started, handoff)
         if isinstance(plan, Answer):
             yield plan.text
             yield plan
             return
         assert self._chat is not None
         pieces: list[str] = []
-        prompt = answer_messages(question, plan, _pairs(turns))
+        prompt = answer_messages(question, plan, _pairs(turns), handoff=handoff)
         try:
             async for piece in (self._chat | StrOutputParser()).astream(prompt):
                 if piece:
@@ -166,7 +172,7 @@ class AnswerChain:
         yield self._llm_answer("".join(pieces), plan, standalone, retrieved, started, prompt)
 
     async def _aplan(
-        self, question: str, turns: Sequence[Turn], started: float
+        self, question: str, turns: Sequence[Turn], started: float, handoff: bool
     ) -> tuple[str, list[SearchResult], Answer | list[Excerpt]]:
         """Standalone question (awaited), search (in a worker thread), then :meth:`_plan`."""
         standalone = question
@@ -179,22 +185,24 @@ class AnswerChain:
                 raise _llm_error(e) from e
             standalone = rewritten.strip() or question
         retrieved = await asyncio.to_thread(self._search, standalone)
-        return standalone, retrieved, self._plan(question, standalone, retrieved, started)
+        return standalone, retrieved, self._plan(question, standalone, retrieved, started, handoff)
 
-    def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+    def stream(
+        self, question: str, history: Sequence[Turn] = (), *, handoff: bool = False
+    ) -> Iterator[str | Answer]:
         """Yield the answer text in pieces as the model writes it, then the :class:`Answer`."""
         started = self._clock()
         turns = history[-self._max_history :]
         standalone = self._standalone(question, turns)
         retrieved = self._search(standalone)
-        plan = self._plan(question, standalone, retrieved, started)
+        plan = self._plan(question, standalone, retrieved, started, handoff)
         if isinstance(plan, Answer):
             yield plan.text
             yield plan
             return
         assert self._chat is not None
         pieces: list[str] = []
-        prompt = answer_messages(question, plan, _pairs(turns))
+        prompt = answer_messages(question, plan, _pairs(turns), handoff=handoff)
         try:
             for piece in (self._chat | StrOutputParser()).stream(prompt):
                 pieces.append(piece)
@@ -204,7 +212,12 @@ class AnswerChain:
         yield self._llm_answer("".join(pieces), plan, standalone, retrieved, started, prompt)
 
     def _plan(
-        self, question: str, standalone: str, retrieved: list[SearchResult], started: float
+        self,
+        question: str,
+        standalone: str,
+        retrieved: list[SearchResult],
+        started: float,
+        handoff: bool = False,
     ) -> Answer | list[Excerpt]:
         """The finished answer when no model is needed, else the excerpts to give it.
 
@@ -215,7 +228,8 @@ class AnswerChain:
         elapsed = self._elapsed_ms(started)
         if not relevant:
             return Answer(
-                NOT_FOUND[language], [], self.mode, standalone, retrieved, False,
+                not_found_text(language, handoff=handoff), [], self.mode, standalone, retrieved,
+                False,
                 self._model_name, elapsed,
             )  # fmt: skip
         if self._chat is None:

@@ -10,6 +10,7 @@ import pytest
 
 from retrieval.chain import Answer, Turn
 from retrieval.errors import LLMError
+from retrieval.prompts import answer_messages
 from supportbot.app import App
 from supportbot.settings import Settings
 from tests.conftest import SAMPLE_KB, make_settings
@@ -162,18 +163,35 @@ def test_llm_failure_and_timeout_are_clear_errors(llm_app: App, llm: OpenAIChatS
         chain.answer("What is the API rate limit?")
 
 
-def test_nothing_relevant_says_so_and_offers_a_human_without_calling_the_llm(
+def test_nothing_relevant_says_so_and_offers_a_person_only_when_one_can_be_called(
     llm_app: App, llm: OpenAIChatSimulator
 ):
     before = len(llm.chat_requests())
+    chain = llm_app.answer_chain(SAMPLE)
+    english_question, korean_question = (
+        "Who won the football world cup in 2002?",
+        "2002년 월드컵 우승국은 어디인가요?",
+    )
 
-    english = llm_app.answer_chain(SAMPLE).answer("Who won the football world cup in 2002?")
-    korean = llm_app.answer_chain(SAMPLE).answer("2002년 월드컵 우승국은 어디인가요?")
-
+    english = chain.answer(english_question, handoff=True)
+    korean = chain.answer(korean_question, handoff=True)
     assert not english.found and english.sources == []
-    assert "couldn't find" in english.text and "human" in english.text
+    assert "couldn't find" in english.text and "person from the team" in english.text
     assert not korean.found and "담당자" in korean.text
+
+    # no escalation target: nothing offered that the bot cannot do
+    for alone in (chain.answer(english_question), chain.answer(korean_question)):
+        assert not alone.found
+        assert not any(w in alone.text for w in ("person", "human", "teammate", "담당자", "상담"))
     assert len(llm.chat_requests()) == before
+
+
+def test_the_model_is_told_to_offer_a_person_only_when_one_can_be_called():
+    [with_target, _] = answer_messages("Refunds?", [], handoff=True)
+    [without, _] = answer_messages("Refunds?", [])
+    assert "a person from the team can help" in str(with_target.content)
+    assert "Do not offer to bring in a person" in str(without.content)
+    assert "person from the team can help" not in str(without.content)
 
 
 def test_without_llm_the_answer_is_extractive_and_labelled(app: App, ws_name: str):

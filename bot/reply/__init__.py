@@ -354,10 +354,15 @@ class ReplyFlow:
             async with out.progress():
                 history = await out.history()
                 stream = out.stream()
+                handoff = reply.triage.situation.can_hand_off  # a person can be called in
                 if stream is None:
-                    answer = await self.service.answer(workspace, message.text, history)
+                    answer = await self.service.answer(
+                        workspace, message.text, history, handoff=handoff
+                    )
                 else:
-                    answer, streamed = await self._streamed(workspace, message, history, stream)
+                    answer, streamed = await self._streamed(
+                        workspace, message, history, stream, handoff=handoff
+                    )
                     if not streamed:
                         stream = None
         except Exception as e:
@@ -381,9 +386,13 @@ class ReplyFlow:
         message: IncomingMessage,
         history: Sequence[Turn],
         stream: AnswerStream,
+        *,
+        handoff: bool = False,
     ) -> tuple[Answer, bool]:
         """The answer, fed to ``stream`` as it comes; whether anything went to the stream."""
-        writes, items = await self.service.answer_stream(workspace, message.text, history)
+        writes, items = await self.service.answer_stream(
+            workspace, message.text, history, handoff=handoff
+        )
         text = ""
         final: Answer | None = None
         async for item in items:
