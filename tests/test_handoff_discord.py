@@ -71,6 +71,17 @@ def handoff_of(app: App, thread_id: str) -> Handoff | None:
     return next((h for h in handoffs(app) if h.thread_id == thread_id), None)
 
 
+async def once(app: App, thread_id: str, step: str) -> Handoff:
+    """The thread's handoff once ``step`` (a time column, e.g. "resolved_at") is stored."""
+
+    def check() -> Handoff | None:
+        found = handoff_of(app, thread_id)
+        return found if found is not None and getattr(found, step) is not None else None
+
+    found: Handoff = await eventually(check, timeout=20)
+    return found
+
+
 def button_ids(message: dict[str, Any]) -> list[str]:
     return [b["custom_id"] for row in message.get("components") or [] for b in row["components"]]
 
@@ -95,9 +106,7 @@ async def ask(sim: DiscordSimulator, text: str) -> dict[str, Any]:
 
 async def handed_off(sim: DiscordSimulator, app: App, thread_id: str) -> tuple[Handoff, Any, Any]:
     """The stored handoff once notified, the staff post and the notice in the thread."""
-    row = await eventually(
-        lambda: (h := handoff_of(app, thread_id)) is not None and h.notified_at and h, timeout=20
-    )
+    row = await once(app, thread_id, "notified_at")
     [post] = await eventually(lambda: sim.sent_messages(STAFF))
     notice = next(m for m in sim.sent_messages(thread_id) if RESOLVED_ID in button_ids(m))
     return row, post, notice
@@ -148,7 +157,7 @@ async def test_words_open_a_thread_ping_only_the_role_in_staff_then_quiet_until_
         sent = len(sim.sent_messages())
         reply = sim.message_create(thread, BOB, "Hi Alice, I'm on it. Which plan are you on?")
         await sim.dispatch("MESSAGE_CREATE", reply)
-        await eventually(lambda: handoff_of(kb_app, thread).first_human_reply_at is not None)
+        await once(kb_app, thread, "first_human_reply_at")
         # the asker answers the teammate without a mention: still quiet
         await sim.dispatch("MESSAGE_CREATE", sim.message_create(thread, ALICE, "The team plan"))
         await quiet(1.0)
@@ -162,8 +171,9 @@ async def test_words_open_a_thread_ping_only_the_role_in_staff_then_quiet_until_
 
         # ✅ by the asker on the question (in the channel) closes the handoff
         await sim.dispatch("MESSAGE_REACTION_ADD", sim.reaction_add(GENERAL, thread, ALICE, "✅"))
-        done = await eventually(lambda: (h := handoff_of(kb_app, thread)).resolved_at and h)
+        done = await once(kb_app, thread, "resolved_at")
         # every step is timed (the reply at its message's time, the others at the bot's clock)
+        assert done.notified_at and done.first_human_reply_at and done.resolved_at
         assert done.requested_at <= done.notified_at <= done.resolved_at
         assert done.requested_at <= done.first_human_reply_at <= done.resolved_at
 
@@ -212,7 +222,8 @@ async def test_the_button_hands_off_and_the_resolved_button_closes(
         [closed] = await eventually(lambda: sim.interaction_replies(resolve["id"]))
         assert closed.type == 7 and "Resolved" in sim.message(notice["id"])["content"]
         assert sim.message(notice["id"])["components"] == []
-        row = await eventually(lambda: (h := handoff_of(kb_app, question["id"])).resolved_at and h)
+        row = await once(kb_app, question["id"], "resolved_at")
+        assert row.notified_at and row.resolved_at
         assert row.requested_at <= row.notified_at <= row.resolved_at
     finally:
         set_target(kb_app, EscalationTarget())
@@ -231,10 +242,7 @@ async def test_an_answer_that_found_nothing_is_handed_off_with_a_role_only_targe
         assert HANDOFF_ID not in button_ids(answer)  # handed off at once: nothing to press
         assert "person from the team" in answer["content"]
         thread = question["id"]
-        row = await eventually(
-            lambda: (h := handoff_of(kb_app, thread)) is not None and h.notified_at and h,
-            timeout=20,
-        )
+        row = await once(kb_app, thread, "notified_at")
         assert row.reason == "not_found"
         [ping] = sim.pings()
         assert (ping.channel_id, ping.roles, ping.users, ping.everyone) == (
