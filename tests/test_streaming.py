@@ -213,10 +213,17 @@ async def test_slack_falls_back_to_edits_where_streaming_is_refused_and_remember
     assert len(updates) >= 2 and {u.args["ts"] for u in updates} == {placeholder.response["ts"]}
     row = _stored(kb_app, first["ts"])
     assert row is not None
-    final = slack.message("C511", placeholder.response["ts"])
-    assert final is not None
     expected = answer_messages(_rebuilt(row), AnswerControls(feedback=True))
-    assert (final["text"], final["blocks"]) == expected[0]
+
+    def shown() -> tuple[str, list[Any]] | None:
+        final = slack.message("C511", placeholder.response["ts"])
+        return None if final is None else (final["text"], final["blocks"])
+
+    await _eventually(lambda: shown() == expected[0])  # recorded first, then shown
+    await asyncio.sleep(0.3)
+    assert shown() == expected[0]  # and no partial edit came after the final one
+    last = slack.calls_to("chat.update")[-1]
+    assert last.args["blocks"][-1]["type"] == "context_actions"
     # The next answer in that team does not ask again.
     second = await ask_slack(slack_bot, slack, "Can I get a refund?")
     await _eventually(lambda: _stored(kb_app, second["ts"]) is not None)

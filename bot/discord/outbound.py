@@ -28,7 +28,7 @@ from bot.discord.handoff import with_handoff
 from bot.formatting import answer_parts, render_notice
 from bot.message import IncomingMessage, Platform
 from bot.reply import AnswerControls, Recorder
-from bot.reply.partial import Throttle, partial_parts
+from bot.reply.partial import Flusher, Throttle, partial_parts
 from retrieval.chain import Answer, Turn
 
 logger = logging.getLogger(__name__)
@@ -132,27 +132,47 @@ class DiscordOutbound:
 
 
 class DiscordAnswerStream:
-    """Throttled edits of the answer's messages as the text grows (see the module)."""
+    """Throttled edits of the answer's messages as the text grows (see the module).
+
+    The model's text goes to a :class:`~bot.reply.partial.Flusher` that renders and sends in
+    the background (at most every :data:`RENDER_INTERVAL_S`): the model never waits for
+    Discord, and a part held back by its edit pace is sent once the pace allows.
+    """
 
     def __init__(self, out: DiscordOutbound) -> None:
         self._out = out
         self._sent: list[discord.Message] = []
         self._texts: list[str] = []
         self._throttles: list[Throttle] = []
-        # Rendering the whole text is the costly step: not more often than edits could use it.
-        self._render = Throttle(RENDER_INTERVAL_S)
+        self._flusher = Flusher(self._show, RENDER_INTERVAL_S)
 
     async def update(self, text: str) -> None:
-        if self._sent and not self._render.ready():
-            return
-        self._render.mark()
+        self._flusher.offer(text)
+
+    async def _show(self, text: str) -> bool:
+        """Render ``text`` and send what changed; True when Discord was called."""
         parts = partial_parts(text, "discord")
+        called = held = False
         for index, part in enumerate(parts):
             if index < len(self._sent):
-                if part != self._texts[index] and self._throttles[index].ready():
+                if part == self._texts[index]:
+                    continue
+                if self._throttles[index].ready():
                     await self._edit(index, part)
+                    called = True
+                else:
+                    held = True
             elif index == len(self._sent):
                 await self._send(part)
+                called = True
+        if held:  # try again at the next go, unless newer text comes first
+            self._flusher.again(text)
+        return called or held
+
+    async def _settle(self) -> None:
+        error = await self._flusher.close()
+        if error is not None:
+            logger.warning("a streamed edit failed: %s", error)
 
     async def _send(self, text: str, view: discord.ui.View | None = None) -> discord.Message:
         message = await self._out.send(text, first=not self._sent, view=view)
@@ -170,6 +190,7 @@ class DiscordAnswerStream:
         self._throttles[index].mark()
 
     async def finish(self, answer: Answer, controls: AnswerControls, recorder: Recorder) -> None:
+        await self._settle()
         if not self._sent:
             await self._out.show_answer(answer, controls, recorder)
             return
@@ -191,6 +212,7 @@ class DiscordAnswerStream:
         del self._sent[len(parts) :]
 
     async def fail(self, markdown: str) -> None:
+        await self._settle()
         if not self._sent:
             await self._out.apologize(markdown)
             return

@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.formatting import LIMITS, SLACK_MESSAGE_CHARS, render_notice, slack_messages
 from bot.message import IncomingMessage, Platform
 from bot.reply import AnswerControls, Recorder
-from bot.reply.partial import AppendOnly, Throttle, partial_parts
+from bot.reply.partial import AppendOnly, Flusher, partial_parts
 from bot.slack.blocks import feedback_block
 from bot.slack.events import history_from_replies
 from bot.slack.handoff import handoff_button
@@ -232,7 +232,11 @@ class SlackOutbound:
 
 
 class SlackAnswerStream:
-    """An answer streamed into Slack: native streaming, else throttled placeholder updates."""
+    """An answer streamed into Slack: native streaming, else throttled placeholder updates.
+
+    The model's text is handed to a :class:`~bot.reply.partial.Flusher`, which makes the
+    Slack calls in the background at the pace allowed: the model is never kept waiting.
+    """
 
     def __init__(self, out: SlackOutbound, *, native: bool, refusals: StreamingRefusals) -> None:
         self._out = out
@@ -240,7 +244,7 @@ class SlackAnswerStream:
         self._refusals = refusals
         self._appends = AppendOnly(max_chars=SLACK_MESSAGE_CHARS)
         self._stream_ts: str | None = None
-        self._throttle = Throttle(STREAM_INTERVAL_S if native else UPDATE_INTERVAL_S)
+        self._flusher = Flusher(self._show, STREAM_INTERVAL_S if native else UPDATE_INTERVAL_S)
         self._shown = ""
 
     @property
@@ -249,18 +253,25 @@ class SlackAnswerStream:
         return self._stream_ts is not None
 
     async def update(self, text: str) -> None:
-        if not self._throttle.ready():
-            return
+        self._flusher.offer(text)
+
+    async def _show(self, text: str) -> bool:
+        """Show ``text`` (the answer so far); False when there was nothing new to send."""
         if self._native:
             delta = self._appends.next_delta(text)
             if not delta:
-                return
-            self._throttle.mark()
+                return False
             if await self._append(delta):
-                return
+                return True
             # refused: the placeholder is still there; show the text by edits from now on
-            self._throttle = Throttle(UPDATE_INTERVAL_S)
-        await self._edit(text)
+            self._flusher.throttle.interval_s = UPDATE_INTERVAL_S
+        return await self._edit(text)
+
+    async def _settle(self) -> None:
+        """Stop sending partial text (waiting for a call in flight) before the last calls."""
+        error = await self._flusher.close()
+        if error is not None:
+            logger.warning("a streamed update failed: %s", error)
 
     async def _append(self, delta: str) -> bool:
         """Send ``delta`` by the streaming methods; False when Slack refused streaming."""
@@ -303,16 +314,17 @@ class SlackAnswerStream:
             logger.warning("could not delete the placeholder: %s", e.response.get("error"))
         out.placeholder_ts = self._stream_ts
 
-    async def _edit(self, text: str) -> None:
-        """Throttled ``chat.update`` of the placeholder with the text so far (first part)."""
+    async def _edit(self, text: str) -> bool:
+        """``chat.update`` of the placeholder with the text so far (its first part)."""
         parts = partial_parts(text, "slack", LIMITS["slack"])
         if not parts or parts[0] == self._shown or self._out.placeholder_ts is None:
-            return
-        self._throttle.mark()
+            return False
         self._shown = parts[0]
         await self._out.update(self._out.placeholder_ts, parts[0], section_blocks(parts[:1]))
+        return True
 
     async def finish(self, answer: Answer, controls: AnswerControls, recorder: Recorder) -> None:
+        await self._settle()
         out = self._out
         if self._stream_ts is None:
             await out.show_answer(answer, controls, recorder)
@@ -331,6 +343,7 @@ class SlackAnswerStream:
             await recorder.part(await out.post(text, blocks))
 
     async def fail(self, markdown: str) -> None:
+        await self._settle()
         out = self._out
         if self._stream_ts is not None:
             ts, self._stream_ts = self._stream_ts, None
