@@ -7,6 +7,12 @@ ephemeral: only the asker sees it, with the sources and a *Share in channel* but
 found after the ack (no workspace for the team, a workspace with no knowledge, a failure while
 answering) replace it the same way, as one line.
 
+The answer goes through the one reply flow (:class:`bot.reply.ReplyFlow`) with a
+:class:`ResponseUrlOutbound`: the same triage, claim, setup notice, question prompt, apology
+and recording as every other answer. The flow is the command's own: a private answer is not
+escalated to people (asking for a person with ``/ask`` gets an answer like any question; a
+handoff starts from a public conversation), and it has no feedback buttons until shared.
+
 The answer is stored as an interaction when it is given (it is an answer to a real question,
 and knowledge-gap reports should see it), and remembered under a private id that no Slack
 message has, so nothing can rate it while only the asker sees it. *Share in channel* posts it
@@ -21,7 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -31,13 +38,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bot.decide import Action
 from bot.formatting import render_notice, slack_messages
-from bot.message import IncomingMessage
-from bot.service import APOLOGY, SETUP_MESSAGE, ConversationService, log_answer_failure
+from bot.message import IncomingMessage, Platform
+from bot.reply import AnswerControls, Recorder, ReplyFlow
+from bot.service import APOLOGY, ConversationService
 from bot.slack.blocks import SHARE_ACTION_ID, feedback_block, section_blocks, share_block
 from bot.slack.home import team_message
 from feedback.models import Interaction
-from retrieval.chain import Answer, Source
+from retrieval.chain import Answer, Source, Turn
 from retrieval.prompts import is_korean
 
 logger = logging.getLogger(__name__)
@@ -104,12 +113,84 @@ def stored_answer(row: Interaction) -> Answer:
     )
 
 
+async def _respond(respond: AsyncRespond, **message: Any) -> bool:
+    response = await respond(unfurl_links=False, unfurl_media=False, **message)
+    if response.status_code != 200:
+        logger.warning("response_url answered %s: %s", response.status_code, response.body)
+        return False
+    return True
+
+
+async def _say(respond: AsyncRespond, markdown: str) -> None:
+    """One private line in place of "Looking that up…"."""
+    await _respond(
+        respond,
+        text=render_notice(markdown, "slack"),
+        response_type="ephemeral",
+        replace_original=True,
+    )
+
+
+class ResponseUrlOutbound:
+    """The reply flow's outbound for ``/ask`` (see :class:`bot.reply.Outbound`): everything
+    goes through the command's ``response_url``, ephemeral, replacing "Looking that up…".
+
+    The answer is recorded under the message's private id before it is shown, and its last
+    part carries the *Share in channel* button (the interaction's id) in place of the
+    controls of a public answer. Not streamed; no history (a command has no thread).
+    """
+
+    platform: Platform = "slack"
+    must_reply = True
+
+    def __init__(self, respond: AsyncRespond, message: IncomingMessage) -> None:
+        self.respond = respond
+        self.message = message
+        self.language = _language(message.text)
+
+    async def notice(self, markdown: str) -> None:
+        await _say(self.respond, markdown)
+
+    @asynccontextmanager
+    async def progress(self) -> AsyncIterator[object]:
+        yield None  # the ack already says "Looking that up…"
+
+    async def history(self) -> Sequence[Turn]:
+        return []
+
+    def stream(self) -> None:
+        return None
+
+    async def show_answer(
+        self, answer: Answer, controls: AnswerControls, recorder: Recorder
+    ) -> None:
+        private_id = self.message.message_id
+        interaction_id = await recorder.first(private_id, private_id)
+        parts = slack_messages(answer)
+        for index, part in enumerate(parts):
+            blocks = section_blocks(part.sections)
+            if index == len(parts) - 1 and interaction_id is not None:
+                blocks.append(share_block(str(interaction_id), self.language))
+            await _respond(
+                self.respond,
+                text=part.text,
+                blocks=blocks,
+                response_type="ephemeral",
+                replace_original=index == 0,
+            )
+
+    async def apologize(self, markdown: str) -> None:
+        await _say(self.respond, markdown)
+
+
 class AskCommand:
     """The ``/ask`` command and its *Share in channel* button (``register`` adds both)."""
 
     def __init__(self, service: ConversationService, engine: Engine) -> None:
         self._service = service
         self._engine = engine
+        self.flow = ReplyFlow(service)
+        self.flow.register(Action.HANDOFF, self.flow.answer)  # private: answered, see module
 
     def register(self, app: AsyncApp) -> None:
         @app.command(COMMAND)
@@ -142,71 +223,25 @@ class AskCommand:
         self, command: Mapping[str, Any], question: str, respond: AsyncRespond
     ) -> None:
         """Answer ``question`` privately through ``respond`` (the command's response_url)."""
-        language = _language(question)
-        text = _TEXT[language]
         team = str(command.get("team_id") or "")
-        channel = str(command.get("channel_id") or "")
         private_id = PRIVATE_PREFIX + str(command.get("trigger_id") or command.get("user_id"))
         message = IncomingMessage(
             platform="slack",
             delivery_id=private_id,
             team_id=team,
-            channel_id=channel,
+            channel_id=str(command.get("channel_id") or ""),
             message_id=private_id,
             user_id=str(command.get("user_id") or ""),
             text=question,
-            enterprise_id=str(command["enterprise_id"]) if command.get("enterprise_id") else None,
-        )
-        service = self._service
-        workspace = await asyncio.to_thread(service.workspace_for, message)
-        if workspace is None:
-            await self._say(respond, text["no_workspace"])
-            return
-        if not await asyncio.to_thread(service.workspace_ready, workspace):
-            await self._say(respond, SETUP_MESSAGE)
-            return
-        try:
-            answer = await service.answer(workspace, question, [])
-        except Exception as e:
-            log_answer_failure(logger, e, f"answering /ask in {team}")
-            await self._say(respond, APOLOGY[language])
-            return
-        interaction_id = await asyncio.to_thread(
-            service.record_reply,
-            message,
-            workspace,
-            answer,
             thread_id=private_id,
-            reply_message_id=private_id,
+            enterprise_id=str(command["enterprise_id"]) if command.get("enterprise_id") else None,
+            mentions_bot=True,  # a command is addressed to the bot
         )
-        parts = slack_messages(answer)
-        for index, part in enumerate(parts):
-            blocks = section_blocks(part.sections)
-            if index == len(parts) - 1 and interaction_id is not None:
-                blocks.append(share_block(str(interaction_id), language))
-            await self._respond(
-                respond,
-                text=part.text,
-                blocks=blocks,
-                response_type="ephemeral",
-                replace_original=index == 0,
-            )
-
-    async def _say(self, respond: AsyncRespond, markdown: str) -> None:
-        await self._respond(
-            respond,
-            text=render_notice(markdown, "slack"),
-            response_type="ephemeral",
-            replace_original=True,
-        )
-
-    @staticmethod
-    async def _respond(respond: AsyncRespond, **message: Any) -> bool:
-        response = await respond(unfurl_links=False, unfurl_media=False, **message)
-        if response.status_code != 200:
-            logger.warning("response_url answered %s: %s", response.status_code, response.body)
-            return False
-        return True
+        workspace = await asyncio.to_thread(self._service.workspace_for, message)
+        if workspace is None:
+            await _say(respond, _TEXT[_language(question)]["no_workspace"])
+            return
+        await self.flow.handle(message, ResponseUrlOutbound(respond, message), workspace=workspace)
 
     # --- sharing ---------------------------------------------------------------------------
 
@@ -224,7 +259,7 @@ class AskCommand:
         language = _language(row.question) if row is not None else "en"
         text = _TEXT[language]
         if row is None or row.id is None:
-            await self._respond(respond, text=text["expired"], response_type="ephemeral")
+            await _respond(respond, text=text["expired"], response_type="ephemeral")
             return
         answer = stored_answer(row)
         parts = slack_messages(answer)
@@ -249,9 +284,7 @@ class AskCommand:
             error = str(e.response.get("error") or "")
             logger.info("could not share an /ask answer in %s: %s", channel, error)
             notice = text["not_in_channel"] if error == "not_in_channel" else APOLOGY[language]
-            await self._respond(
-                respond, text=render_notice(notice, "slack"), response_type="ephemeral"
-            )
+            await _respond(respond, text=render_notice(notice, "slack"), response_type="ephemeral")
             return
         ts = str(posted["ts"])
         remember = self._service.remember_reply
@@ -278,7 +311,7 @@ class AskCommand:
                 unfurl_links=False,
                 unfurl_media=False,
             )
-        await self._respond(respond, delete_original=True)
+        await _respond(respond, delete_original=True)
 
     def _shareable(self, body: Mapping[str, Any], channel: str, value: str) -> Interaction | None:
         """The interaction the button names, if this team's workspace gave it in ``channel``."""
