@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.claims import ClaimStore, Lease, message_from_json, message_json
+from bot.claims import Claim, ClaimStore, Lease, message_from_json, message_json
 from bot.message import IncomingMessage
 from bot.models import ProcessedDelivery
 from bot.slack.app import PLACEHOLDER, SlackBot, slack_web_client
@@ -328,11 +328,13 @@ async def _dead_replica(
     past.now = datetime.now(UTC) - timedelta(minutes=10)
     key = f"message:{message.identity}"
     dead = ClaimStore(app.engine, holder="dead0", lease_s=30, clock=past)
-    claim = dead.claim("slack", key, message)
+    first = dead.claim("slack", key, message)
+    assert first is not None
+    claim: Claim | None = first
     for i in range(holders):
         if i:
             dead = ClaimStore(app.engine, holder=f"dead{i}", lease_s=30, clock=past)
-            claim = dead.take_over(claim.id)
+            claim = dead.take_over(first.id)
         assert claim is not None
         assert dead.renew(claim, progress_id=str(posted["ts"]))
         past.advance(31)
