@@ -370,16 +370,25 @@ def _collect(
 class Driver:
     """The bench's handle on the driver process."""
 
-    def __init__(self, *, llm_latency: float, llm_nodelay: bool) -> None:
+    def __init__(
+        self,
+        *,
+        llm_latency: float,
+        llm_nodelay: bool,
+        target: Callable[[Connection, dict[str, Any]], None] = driver_main,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``target``/``options``: another bench's driver process (``stream_bench.py``)."""
         context = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._conn, child = context.Pipe()
         options = {
             "llm_latency": llm_latency,
             "llm_nodelay": llm_nodelay,
             "ts_start": int(time.time()),
+            **(options or {}),
         }
         self._process = context.Process(
-            target=driver_main, args=(child, options), name="slack-bench-driver", daemon=True
+            target=target, args=(child, options), name="slack-bench-driver", daemon=True
         )
         self._process.start()
         child.close()
