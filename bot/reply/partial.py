@@ -48,13 +48,21 @@ def partial_parts(text: str, platform: Platform, limit: int | None = None) -> li
     return [p for p in split_lines(lines, limit or LIMITS[platform]) if p.strip()]
 
 
+# A mention's start Slack (or any Markdown reader) could parse, wherever it stands: "<@U…",
+# "<!here", "<#C…", "@here", "@channel", "@everyone".
+_MENTION_START = re.compile(r"(?<=<)(?=[!@#])|(?<=@)(?=(?:here|channel|everyone)\b)")
+
+
 def stream_markdown(text: str) -> str:
     """``text`` rendered as CommonMark for Slack's streaming methods (``markdown_text``).
 
     Discord's flavour of the renderer is plain CommonMark with backslash escapes, and breaks
     every mention form (``<@…>``, ``<!…>``, ``@here``) as well, so it is what goes there.
+    Code spans and blocks keep their text verbatim in CommonMark, so a mention in code
+    (``<!here>`` in a shell example) is broken here too, by a word joiner after its ``<`` or
+    ``@``: invisible, and only until the final rendering replaces the streamed text.
     """
-    return join_lines(MarkdownRenderer("discord").render(text))
+    return _MENTION_START.sub("\u2060", join_lines(MarkdownRenderer("discord").render(text)))
 
 
 def _blocks_end(text: str) -> tuple[int, bool]:

@@ -295,7 +295,19 @@ class SlackAnswerStream:
         except SlackApiError as e:
             error = str(e.response.get("error") or "")
             if self._stream_ts is not None:
-                raise  # a started stream failing is a failure of this answer
+                # Slack ended or refused a started stream (stream expired, rate limit, the
+                # feature turned off): the answer itself is fine, so nothing more is appended
+                # and finish() shows it whole in the streamed message.
+                logger.warning(
+                    "Slack refused appending to the stream in %s (%s): the answer shows "
+                    "when complete",
+                    m.team_id,
+                    error,
+                )
+                if error in STREAMING_REFUSED:
+                    self._refusals.remember(m.team_id, error)
+                self._appends.stalled = True
+                return True
             if error in STREAMING_REFUSED:
                 self._refusals.remember(m.team_id, error)
             else:
@@ -331,11 +343,14 @@ class SlackAnswerStream:
             return
         messages = answer_messages(answer, controls)
         await recorder.first(self._stream_ts, out.reply_thread)
-        await out.client.chat_stopStream(
-            channel=out.message.channel_id,
-            ts=self._stream_ts,
-            blocks=control_blocks(controls) or None,
-        )
+        try:
+            await out.client.chat_stopStream(
+                channel=out.message.channel_id,
+                ts=self._stream_ts,
+                blocks=control_blocks(controls) or None,
+            )
+        except SlackApiError as e:  # already ended by Slack: the update below still shows it
+            logger.warning("could not stop the stream: %s", e.response.get("error"))
         ts, self._stream_ts = self._stream_ts, None
         # The streamed Markdown becomes exactly the non-streamed rendering, sources included.
         await out.update(ts, *messages[0])

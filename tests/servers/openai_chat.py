@@ -593,6 +593,10 @@ class OpenAIChatSimulator:
         self._latency = float(latency)
         self._chunk_delay = float(chunk_delay)
         self._stream_breaks: collections.deque[int] = collections.deque()
+        self._stream_stalls: collections.deque[tuple[int, float]] = collections.deque()
+        # How streamed content is cut into pieces (findall); e.g. re.compile(r".{1,3}", re.S)
+        # for pieces that split words, links and mentions.
+        self.stream_piece: re.Pattern[str] = _STREAM_PIECE
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stop_event = threading.Event()
@@ -730,12 +734,23 @@ class OpenAIChatSimulator:
         with self._lock:
             self._stream_breaks.append(after_pieces)
 
+    def stall_stream_next(self, after_pieces: int, seconds: float) -> None:
+        """Pause the next streamed answer for ``seconds`` after ``after_pieces`` content pieces
+        (then it goes on): a model that stops writing for a while mid-answer."""
+        if after_pieces < 0 or seconds < 0:
+            raise ValueError("after_pieces and seconds must be >= 0")
+        with self._lock:
+            self._stream_stalls.append((after_pieces, seconds))
+
     def reset_faults(self) -> None:
-        """Clear queued failures and hangs and set latency and chunk delay back to zero."""
+        """Clear queued failures, hangs and stalls, set latency and chunk delay back to zero
+        and stream word-sized pieces again (:attr:`stream_piece`)."""
         with self._lock:
             self._failures.clear()
             self._hangs = 0
             self._stream_breaks.clear()
+            self._stream_stalls.clear()
+            self.stream_piece = _STREAM_PIECE
             self._latency = 0.0
             self._chunk_delay = 0.0
 
@@ -919,11 +934,16 @@ class OpenAIChatSimulator:
 
         with self._lock:
             breaks_after = self._stream_breaks.popleft() if self._stream_breaks else None
+            stall = self._stream_stalls.popleft() if self._stream_stalls else None
+            pieces = self.stream_piece.findall(content)
         handler.start_event_stream()
         handler.send_event(chunk({"role": "assistant", "content": "", "refusal": None}))
-        for sent, piece in enumerate(_STREAM_PIECE.findall(content)):
+        for sent, piece in enumerate(pieces):
             if breaks_after is not None and sent >= breaks_after:
                 handler.close_connection = True  # dropped mid-answer: no [DONE]
+                return
+            if stall is not None and sent == stall[0] and self._stop_event.wait(stall[1]):
+                handler.close_connection = True
                 return
             if chunk_delay and self._stop_event.wait(chunk_delay):
                 handler.close_connection = True
