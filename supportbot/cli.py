@@ -624,22 +624,26 @@ def demo(
     ] = "demo",
     no_chat: Annotated[bool, typer.Option(help="Set up only; do not open the chat.")] = False,
 ) -> None:
-    """Create a demo workspace, ingest the bundled sample knowledge base and open the chat."""
-    sample = Path(__file__).parent / "sample_kb"
+    """Create a demo workspace, sync the bundled sample knowledge base and open the chat.
+
+    The sample knowledge base becomes two folder sources of the workspace (``sample-en``,
+    ``sample-ko``), so the web console's Sources page can show and sync them.
+    """
+    from supportbot.demo_setup import sync_sample_sources
+
     with _app(ctx) as application:
         err.print("starting Weaviate and the embedding model...")
         kb = application.knowledge
         if workspace not in {w.name for w in application.registry.list()}:
             kb.create_workspace(workspace)
             err.print(f"created workspace {workspace!r}")
-        err.print("ingesting the sample knowledge base (only changes after the first run)...")
-        paths = [sample / "en", sample / "ko"]
-        total = sum(1 for _ in iter_files(paths))
-        with _progress(total, "files") as on_item:
-            report = kb.ingest_paths(workspace, paths, prune=True, on_item=on_item)
+        err.print("syncing the sample knowledge base (only changes after the first run)...")
+        runs = sync_sample_sources(application, workspace)
         err.print(
-            f"{workspace}: {report.documents} documents, +{report.chunks_added} chunks "
-            f"({report.unchanged} unchanged)"
+            f"{workspace}: {sum(r.documents for r in runs)} documents, "
+            f"+{sum(r.chunks_added for r in runs)} chunks "
+            f"({sum(r.unchanged for r in runs)} unchanged) from the folder sources "
+            + ", ".join(r.source for r in runs)
         )
         if no_chat:
             return
