@@ -19,7 +19,7 @@ import importlib
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -181,17 +181,3 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         },
         status_code=exc.status_code,
     )
-
-
-def mount_on_aiohttp(web_app: Any, application: App) -> None:
-    """Serve the console from an aiohttp application too (``supportbot run --slack-http``),
-    on the same port as ``/slack/events``: the routes registered before (the Slack edge,
-    bot/slack/http.py, with its own checks) keep their paths; every other path goes to the
-    console (aiohttp-asgi bridges the two)."""
-    from aiohttp_asgi import ASGIResource
-
-    # Static assets straight from aiohttp (they need no session; and the bridge stalled on
-    # Starlette's file responses).
-    web_app.router.add_static("/static", HERE / "static", append_version=False)
-    resource = ASGIResource(build_console(application), root_path="/")
-    web_app.router.register_resource(resource)

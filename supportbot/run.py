@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import socket
+from collections.abc import Iterator
 
 import discord
-from aiohttp import ClientSession, web
+import uvicorn
+from aiohttp import ClientSession
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.discord import DiscordBot
 from bot.slack.app import SlackBot, ThreadReplyHook, slack_web_client
-from bot.slack.http import events_web_app
+from bot.slack.http import events_asgi_app
 from bot.slack.installations import (
     DEFAULT_STATE_EXPIRATION_S,
     InstallationKeyError,
@@ -21,7 +26,7 @@ from bot.slack.installations import (
 )
 from bot.slack.takeover import SlackResumer
 from bot.takeover import Sweeper
-from console.app import mount_on_aiohttp
+from console.app import build_console
 from retrieval.embeddings import LocalE5Embeddings
 from supportbot.app import App
 from supportbot.background_sync import EventSyncs, sync_alongside_bots
@@ -251,23 +256,86 @@ async def _run_discord(application: App, bot: DiscordBot) -> None:
         await bot.close()
 
 
+def slack_http_app(application: App, bot: SlackBot, *, path: str = "/slack/events") -> ASGIApp:
+    """What ``supportbot run --slack-http`` serves on its one port: Slack's events (and the
+    OAuth install pages, in OAuth mode) at their paths, the web console at every other path.
+
+    One ASGI application for one server (uvicorn): the Slack edge is Starlette routes
+    (bot/slack/http.py, with its checks), the console its own Starlette app, so the console's
+    middleware (sessions, CSRF, security headers) wraps every console response, static files
+    and streamed downloads included, and never a Slack one.
+    """
+    s = application.settings
+    assert s.slack_signing_secret is not None  # checked when the bot was built
+    slack = events_asgi_app(
+        bot.app, signing_secret=s.slack_signing_secret.get_secret_value(), path=path
+    )
+    slack_paths = {path}
+    if bot.app.oauth_flow is not None:
+        slack_paths |= {bot.app.oauth_flow.install_path, bot.app.oauth_flow.redirect_uri_path}
+    console = build_console(application)
+
+    async def one_port(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in slack_paths:
+            await slack(scope, receive, send)
+        else:
+            await console(scope, receive, send)
+
+    return one_port
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: an interrupt stops every bot at once (as
+    ``asyncio.run`` delivers it), not the web server alone."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """Bound here, so that a port in use is a one-line RunError (uvicorn would exit)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        raise RunError(f"cannot listen on {host}:{port} ({e.strerror}): choose --port") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 async def _run_slack(application: App, bot: SlackBot, *, http: bool, host: str, port: int) -> None:
     s = application.settings
     if http:
-        assert s.slack_signing_secret is not None  # checked when the bot was built
-        secret = s.slack_signing_secret.get_secret_value()
-        web_app = events_web_app(bot.app, signing_secret=secret, path="/slack/events")
-        mount_on_aiohttp(web_app, application)  # the web console on the same port
-        runner = web.AppRunner(web_app)
-        await runner.setup()
-        await web.TCPSite(runner, host=host, port=port).start()
+        sock = _listening_socket(host, port)
+        server = _Server(
+            uvicorn.Config(
+                slack_http_app(application, bot),
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                server_header=False,
+            )
+        )
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.05)
+        if serving.done():
+            serving.result()
+            raise RunError(f"the web server on {host}:{port} did not start")
         logger.warning("Slack events at http://%s:%s/slack/events", host, port)
+        logger.warning("web console at http://%s:%s/", host, port)
         if bot.app.oauth_flow is not None:
             logger.warning("Slack app installation at http://%s:%s%s", host, port, INSTALL_PATH)
         try:
-            await asyncio.Event().wait()
+            await asyncio.shield(serving)  # a cancelled bot stops the server gracefully:
         finally:
-            await runner.cleanup()
+            server.should_exit = True  # the requests in flight finish, for a few seconds
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(serving, timeout=5)
+            sock.close()
     else:
         assert s.slack_app_token is not None
         handler = bot.socket_mode_handler(s.slack_app_token.get_secret_value())

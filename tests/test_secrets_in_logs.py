@@ -14,7 +14,6 @@ import html
 import io
 import logging
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,15 @@ from urllib.parse import parse_qs, urlparse
 import discord
 import httpx
 import pytest
-from aiohttp import web
 from discord.gateway import DiscordWebSocket
 
 from bot.discord import DiscordBot
-from bot.slack.http import events_web_app
+from bot.slack.http import events_asgi_app
 from supportbot.app import App
 from supportbot.logredact import SecretRedactor, install_redaction
 from supportbot.run import build_slack_bot
 from sync.connectors.notion import NotionConnector
+from tests.asgi_server import serving
 from tests.conftest import make_settings
 from tests.servers.discord import DiscordSimulator
 from tests.servers.notion import NotionSimulator, notion_id, paragraph
@@ -166,12 +165,6 @@ INSTALLED_TOKEN = "xoxb-777-888-InStAlLeDtOkEn0123"
 CONFIGURED_BOT_TOKEN = "xoxb-999-000-ConfiguredIgnored42"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.slow
 async def test_a_slack_oauth_install_logs_no_token(
     weaviate_data_dir: Path, tmp_path: Path, embedder: Any, capture: Capture
@@ -187,23 +180,17 @@ async def test_a_slack_oauth_install_logs_no_token(
         capture.start(settings.secret_values())
         with App(settings, local_embedder=embedder) as application:
             bot = build_slack_bot(application, http=True)
-            port = _free_port()
-            runner = web.AppRunner(events_web_app(bot.app, signing_secret=SIGNING_SECRET))
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            try:
-                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as browser:
-                    page = await browser.get("/slack/install")
-                    [link] = [html.unescape(u) for u in re.findall(r'<a href="([^"]+)"', page.text)]
-                    [state] = parse_qs(urlparse(link).query)["state"]
-                    cookie = page.headers["set-cookie"].split(";")[0]
-                    done = await browser.get(
-                        "/slack/oauth_redirect",
-                        params={"code": "code-1", "state": state},
-                        headers={"Cookie": cookie},
-                    )
-            finally:
-                await runner.cleanup()
+            edge = events_asgi_app(bot.app, signing_secret=SIGNING_SECRET)
+            async with serving(edge) as base, httpx.AsyncClient(base_url=base) as browser:
+                page = await browser.get("/slack/install")
+                [link] = [html.unescape(u) for u in re.findall(r'<a href="([^"]+)"', page.text)]
+                [state] = parse_qs(urlparse(link).query)["state"]
+                cookie = page.headers["set-cookie"].split(";")[0]
+                done = await browser.get(
+                    "/slack/oauth_redirect",
+                    params={"code": "code-1", "state": state},
+                    headers={"Cookie": cookie},
+                )
 
     assert done.status_code == 200 and slack.calls_to("oauth.v2.access")
     secrets = [INSTALLED_TOKEN, CLIENT_SECRET, SIGNING_SECRET, CONFIGURED_BOT_TOKEN, "test-secret"]

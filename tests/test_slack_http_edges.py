@@ -9,18 +9,17 @@ logged traceback. Every request here must get its 4xx and leave no ERROR and no 
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
 from bot.slack.app import SlackBot, slack_web_client
-from bot.slack.http import MAX_BODY_BYTES, events_web_app
+from bot.slack.http import MAX_BODY_BYTES, events_asgi_app
 from supportbot.app import App
+from tests.asgi_server import serving
 from tests.servers.slack import sign_request, signed_event_request
 
 pytestmark = pytest.mark.slow  # each test serves the real bot over HTTP
@@ -39,14 +38,8 @@ async def events_url(app: App) -> AsyncIterator[str]:
         client=slack_web_client(token="xoxb-edge", api_url="http://127.0.0.1:9/api/"),
         signing_secret=SECRET,
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    runner = web.AppRunner(events_web_app(bot.app, signing_secret=SECRET))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}/slack/events"
-    await runner.cleanup()
+    async with serving(events_asgi_app(bot.app, signing_secret=SECRET)) as base:
+        yield f"{base}/slack/events"
 
 
 @pytest.fixture

@@ -1,5 +1,8 @@
 """The HTTP endpoint of the Slack bot (``supportbot run --slack-http``), checked before bolt.
 
+Starlette routes (ASGI), so that one server (uvicorn) serves them next to the web console on
+the same port: :func:`events_routes`, or :func:`events_asgi_app` on their own.
+
 bolt's aiohttp adapter parses the body before it checks the signature, so anyone could make it
 fail: a non-JSON body, a JSON array or a non-numeric ``X-Slack-Request-Timestamp`` ended in a
 500 and a logged traceback. Here every request to the events path is checked in the order that
@@ -21,12 +24,17 @@ import logging
 import re
 from collections.abc import Mapping
 
-from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.adapter.starlette.async_handler import (
+    AsyncSlackRequestHandler,
+    to_starlette_response,
+)
 from slack_bolt.app.async_app import AsyncApp
-from slack_bolt.app.async_server import AsyncSlackAppServer
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 logger = logging.getLogger(__name__)
 
@@ -36,24 +44,26 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
 
-def events_web_app(
+def events_routes(
     app: AsyncApp, *, signing_secret: str, path: str = "/slack/events"
-) -> web.Application:
-    """The aiohttp application serving ``path`` for ``app`` (and its OAuth pages, if any).
+) -> list[BaseRoute]:
+    """The Starlette routes serving ``path`` for ``app`` (and its OAuth pages, if any).
 
     ``signing_secret``: the app's Signing Secret (Basic Information), the same bolt checks.
+    Served by any ASGI server: ``supportbot run --slack-http`` runs them with the web console
+    in one uvicorn server (:func:`supportbot.run.slack_http_app`).
     """
     verifier = SignatureVerifier(signing_secret)
 
-    async def handle_events(request: web.Request) -> web.Response:
+    async def handle_events(request: Request) -> Response:
         problem = _header_problem(request.headers)
         if problem:
             return _reject(401, problem)
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return _reject(413, f"a body of {request.content_length} bytes")
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _reject(413, f"a body of {declared} bytes")
+        raw = await _read_at_most(request, MAX_BODY_BYTES)
+        if raw is None:
             return _reject(413, f"a body over {MAX_BODY_BYTES} bytes")
         try:
             body = raw.decode("utf-8")
@@ -68,7 +78,7 @@ def events_web_app(
         try:
             bolt_request = AsyncBoltRequest(
                 body=body,
-                query=request.query_string,
+                query=request.url.query,
                 headers=request.headers,  # type: ignore[arg-type]
             )
         except Exception as e:  # whatever bolt's parser raises: the body is not Slack's
@@ -79,19 +89,40 @@ def events_web_app(
         if problem:
             return _reject(400, problem)
         response = await app.async_dispatch(bolt_request)
-        return await to_aiohttp_response(response)
+        return to_starlette_response(response)
 
-    web_app = web.Application(client_max_size=MAX_BODY_BYTES)
-    routes = [web.post(path, handle_events)]
+    routes: list[BaseRoute] = [Route(path, handle_events, methods=["POST"])]
     flow = app.oauth_flow
     if flow is not None:  # bolt's own install and redirect pages, unchanged
-        pages = AsyncSlackAppServer(port=0, path=path, app=app)
+        pages = AsyncSlackRequestHandler(app)
         routes += [
-            web.get(flow.install_path, pages.handle_get_requests),
-            web.get(flow.redirect_uri_path, pages.handle_get_requests),
+            Route(flow.install_path, pages.handle, methods=["GET"]),
+            Route(flow.redirect_uri_path, pages.handle, methods=["GET"]),
         ]
-    web_app.add_routes(routes)
-    return web_app
+    return routes
+
+
+def events_asgi_app(
+    app: AsyncApp, *, signing_secret: str, path: str = "/slack/events"
+) -> Starlette:
+    """:func:`events_routes` as an ASGI application of their own."""
+    return Starlette(routes=events_routes(app, signing_secret=signing_secret, path=path))
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past ``limit`` (a chunked body has no length
+    to refuse up front: it is not read further)."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return b""
+    return b"".join(chunks)
 
 
 def _header_problem(headers: Mapping[str, str]) -> str | None:
@@ -129,6 +160,6 @@ def _shape_problem(body: Mapping[str, object]) -> str | None:
     return None
 
 
-def _reject(status: int, reason: str) -> web.Response:
+def _reject(status: int, reason: str) -> Response:
     logger.info("rejected a request to the Slack events endpoint: %s (%s)", reason, status)
-    return web.json_response({"error": reason}, status=status)
+    return JSONResponse({"error": reason}, status_code=status)
