@@ -1,6 +1,10 @@
 """Conversations (answered questions) of one workspace: search, filters and one in full.
 
 Every function takes the workspace: an id of another workspace's answer is simply not found.
+The texts shown (questions, answers, retrieved passages, the prompt) go through the PII
+scrubber (``scrub``, default: :class:`feedback.pii.Scrubber`), as in the review queue
+(:func:`feedback.review.disliked_answers`): what users pasted (e-mail addresses, phone and card
+numbers...) is not shown to everyone who may read the console.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from feedback.models import Interaction, Rating
+from feedback.pii import Scrubber
 
 RatingFilter = Literal["", "liked", "disliked", "unrated"]
 PAGE_SIZE = 50
@@ -69,6 +74,7 @@ def search(
     *,
     limit: int = PAGE_SIZE,
     offset: int = 0,
+    scrub: Scrubber | None = None,
 ) -> ConversationPage:
     """The newest answers of ``workspace`` matching ``filters`` (``q``: words in the question
     or the answer, case-insensitive), with the platforms and channels to filter by."""
@@ -138,6 +144,7 @@ def search(
             .where(Interaction.workspace == workspace, Interaction.channel_id != "")
             .distinct()
         ).all()
+    scrub = scrub or Scrubber()
     return ConversationPage(
         rows=[
             ConversationRow(
@@ -145,8 +152,8 @@ def search(
                 created_at=_aware(r[1]),
                 platform=r[2],
                 channel_id=r[3],
-                question=r[4],
-                answer=r[5],
+                question=scrub(r[4]),
+                answer=scrub(r[5]),
                 found=r[6],
                 score=int(r[7] or 0),
             )
@@ -165,9 +172,11 @@ class ConversationDetail:
     disliked: int
 
 
-def conversation(engine: Engine, workspace: str, interaction_id: int) -> ConversationDetail | None:
-    """One answer in full (question, answer, passages with scores, the prompt sent), or None
-    when ``workspace`` has no answer with that id."""
+def conversation(
+    engine: Engine, workspace: str, interaction_id: int, *, scrub: Scrubber | None = None
+) -> ConversationDetail | None:
+    """One answer in full (question, answer, passages with scores, the prompt sent), scrubbed,
+    or None when ``workspace`` has no answer with that id."""
     with Session(engine) as session:
         found = session.exec(
             select(Interaction).where(
@@ -179,9 +188,25 @@ def conversation(engine: Engine, workspace: str, interaction_id: int) -> Convers
         values = session.exec(
             select(Rating.value).where(Rating.interaction_id == interaction_id)
         ).all()
-        session.expunge(found)
+        session.expunge(found)  # detached: the scrubbed texts below are never written back
+    _scrub_interaction(found, scrub or Scrubber())
     return ConversationDetail(
         interaction=found,
         liked=sum(1 for v in values if v > 0),
         disliked=sum(1 for v in values if v < 0),
     )
+
+
+def _scrub_interaction(found: Interaction, scrub: Scrubber) -> None:
+    found.question = scrub(found.question)
+    found.standalone_question = scrub(found.standalone_question)
+    found.answer = scrub(found.answer)
+    chunks: list[dict[str, object]] = []
+    for chunk in found.retrieved or []:
+        text = chunk.get("text")
+        chunks.append({**chunk, "text": scrub(text)} if isinstance(text, str) else chunk)
+    found.retrieved = chunks
+    found.prompt_messages = [
+        {**m, "content": scrub(m["content"])} if isinstance(m.get("content"), str) else m
+        for m in found.prompt_messages or []
+    ]
