@@ -28,7 +28,13 @@ CSRF_HEADER = "x-csrf-token"
 # The console's biggest form (a 20,000-character answer, percent-encoded) is far below this.
 MAX_FORM_BYTES = 1024 * 1024
 TOO_LARGE = "The form is too large (more than 1 MB): shorten what you entered and try again."
+INSECURE_HTTP = (
+    "Sign-in cannot work here: this page came over plain HTTP, so the browser drops the "
+    "console's Secure cookies. Open the console over HTTPS (behind a TLS proxy) or at "
+    "http://localhost, or set CONSOLE_SECURE_COOKIES=false on the server (trusted networks only)."
+)
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -88,7 +94,9 @@ class CsrfMiddleware:
             ok = not new_cookie and await self._submitted_ok(scope, body, expected)
             if not ok:
                 response = PlainTextResponse(
-                    "The form expired or did not come from this console (CSRF check): "
+                    INSECURE_HTTP
+                    if new_cookie and self.secure and _cookies_dropped(scope)
+                    else "The form expired or did not come from this console (CSRF check): "
                     "reload the page and try again.",
                     status_code=403,
                 )
@@ -123,6 +131,17 @@ class CsrfMiddleware:
             await send(message)
 
         return sender
+
+
+def _cookies_dropped(scope: Scope) -> bool:
+    """Whether browsers drop ``Secure`` cookies of this request's page: plain HTTP to a host
+    other than localhost (browsers keep them only over HTTPS and on localhost). Without this,
+    signing in over plain HTTP from another machine fails with a CSRF message that reloading
+    never cures."""
+    if scope.get("scheme") != "http":
+        return False
+    host = Request(scope).url.hostname or ""
+    return host.strip("[]") not in _LOOPBACK and not host.endswith(".localhost")
 
 
 async def _read_body(scope: Scope, receive: Receive) -> bytes | None:

@@ -6,6 +6,8 @@ users of the machine could read them in the process list.
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ from supportbot.workspace_option import WorkspaceOption, workspace_name
 
 admin_app = typer.Typer(help="Web console users and their workspace grants.", no_args_is_help=True)
 out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 RoleOption = Annotated[Role, typer.Option("--role", help="admin: read and change; viewer: read.")]
 
@@ -138,7 +141,53 @@ def web_command(
 
     from console.app import build_console
 
+    listener = _listen(host, port)  # a port in use: one line, before anything is printed
     with App(ctx.obj) as application:
-        console = build_console(application, application.settings)
-        out.print(f"console at http://{host}:{port}/", markup=False)
-        uvicorn.run(console, host=host, port=port, log_level="warning", server_header=False)
+        settings = application.settings
+        console = build_console(application, settings)
+        everywhere = host in ("0.0.0.0", "::", "")
+        shown = "127.0.0.1" if everywhere else f"[{host}]" if ":" in host else host
+        where = " (all addresses: other machines use this machine's name)" if everywhere else ""
+        out.print(f"console at http://{shown}:{listener.getsockname()[1]}/{where}", markup=False)
+        if settings.console_secure_cookies and host not in ("127.0.0.1", "localhost", "::1"):
+            err.print(
+                "note: browsers sign in only over HTTPS or at localhost (Secure cookies): put a "
+                "TLS proxy in front, or set CONSOLE_SECURE_COOKIES=false on a trusted network",
+                markup=False,
+            )
+        if not ConsoleUsers(application.engine).list_users() and not settings.slack_client_id:
+            err.print(
+                "warning: no console users in this database: add one with `supportbot admin "
+                "add-user EMAIL --workspace W --role admin --password-stdin` (same "
+                "SUPPORTBOT_DATA_DIR or DATABASE_URL as this command)",
+                markup=False,
+            )
+        config = uvicorn.Config(console, log_level="warning", server_header=False)
+        uvicorn.Server(config).run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (uvicorn listens on it).
+
+    Raises :class:`UserError` (one line) when the port is taken or the address is not this
+    machine's.
+    """
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        listener = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+    except OSError as e:
+        listener.close()
+        if e.errno == errno.EADDRINUSE:
+            raise UserError(
+                f"port {port} on {host} is already in use (another `supportbot web` or "
+                "`supportbot run --slack-http`?): stop it, or choose another with --port"
+            ) from e
+        raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    return listener

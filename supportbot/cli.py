@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -97,6 +98,9 @@ def _main(ctx: typer.Context) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     install_redaction(settings.secret_values())  # no token in any log line, at any level
+    if not sys.warnoptions:  # weaviate-client turns every warning on when imported; the
+        # embedded Weaviate outlives the command on purpose: no ResourceWarning about it.
+        warnings.filterwarnings("ignore", category=ResourceWarning)
     # pdfminer warns about every imperfect font it meets (e.g. "Could not get FontBBox"): the
     # text still comes out, and the user cannot act on it. Its errors still show.
     if logging.getLogger().level > logging.DEBUG:
