@@ -36,8 +36,8 @@ ANSWERS = {
     "The log_file setting says where the log goes.",
     "links and URLs": "See [the guide](https://example.com/guide) or https://example.com/faq "
     "for more.\n\nThat is all.",
-    "Korean": "비밀번호는 설정 > 보안에서 재설정할 수 있습니다 [1]. 링크는 24시간 동안 유효합니다.\n\n"
-    "자세한 내용은 도움말을 보세요.",
+    "Korean": "비밀번호는 설정 > 보안에서 재설정할 수 있습니다 [1]. "
+    "링크는 24시간 동안 유효합니다.\n\n자세한 내용은 도움말을 보세요.",
     "lists and code": "Do this:\n\n- open Settings\n- choose Security\n\n```sh\nsupportbot "
     "sync\n```\n\nDone! R&D notes are <b>not</b> needed.",
 }

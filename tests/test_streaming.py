@@ -184,7 +184,13 @@ async def test_slack_streams_then_shows_the_non_streamed_rendering(
     assert final is not None
     expected = answer_messages(_rebuilt(row), AnswerControls(feedback=True))
     assert (final["text"], final["blocks"]) == expected[0]
-    assert slack.message("C511", slack.calls_to("chat.postMessage")[0].response["ts"]) is None
+    assert slack.message("C511", _ts(slack.calls_to("chat.postMessage")[0])) is None
+
+
+def _ts(call: Any) -> str:
+    """The ``ts`` Slack answered a call with."""
+    assert call.response is not None
+    return str(call.response["ts"])
 
 
 def _rebuilt(row: Interaction) -> Answer:
@@ -192,7 +198,13 @@ def _rebuilt(row: Interaction) -> Answer:
     from retrieval.chain import Source
 
     sources = [
-        Source(s["n"], s["doc_id"], s["source"], s.get("title", ""), s.get("url"))
+        Source(
+            int(str(s["n"])),
+            str(s["doc_id"]),
+            str(s["source"]),
+            str(s.get("title") or ""),
+            str(s["url"]) if s.get("url") else None,
+        )
         for s in row.sources
     ]
     return Answer(row.answer, sources, "llm", row.question)
@@ -210,13 +222,13 @@ async def test_slack_falls_back_to_edits_where_streaming_is_refused_and_remember
     assert refused.error == "missing_scope"
     [placeholder] = slack.calls_to("chat.postMessage")[:1]
     updates = await slack.async_wait_for("chat.update", count=2, timeout=20)
-    assert len(updates) >= 2 and {u.args["ts"] for u in updates} == {placeholder.response["ts"]}
+    assert len(updates) >= 2 and {u.args["ts"] for u in updates} == {_ts(placeholder)}
     row = _stored(kb_app, first["ts"])
     assert row is not None
     expected = answer_messages(_rebuilt(row), AnswerControls(feedback=True))
 
     def shown() -> tuple[str, list[Any]] | None:
-        final = slack.message("C511", placeholder.response["ts"])
+        final = slack.message("C511", _ts(placeholder))
         return None if final is None else (final["text"], final["blocks"])
 
     await _eventually(lambda: shown() == expected[0])  # recorded first, then shown
