@@ -99,7 +99,9 @@ def settled_words(block: str) -> str:
     Finished words only (up to the last whitespace: half a word could become ``@here``), of
     the first line only (a next line could make it a heading or a table), and only up to the
     first inline markup still open (see ``_UNSETTLED``; a citation ``[1]`` is settled once the
-    character after it is known). "" where the block is not a plain paragraph.
+    character after it is known). "" where the block is not a plain paragraph. A line that a
+    later ``---``/``===`` turns into a heading stops the stream (:attr:`AppendOnly.stalled`):
+    the rest shows with the final message, rendered right.
     """
     if not _PARAGRAPH_START.match(block):
         return ""
