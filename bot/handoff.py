@@ -148,14 +148,18 @@ _KO_RULES = (
     # a person and a way of reaching them: "상담원 연결", "사람이랑 얘기", "담당자 바꿔"
     rf"{_KO_PERSON}{_KO_PARTICLE}\s?(?:좀\s?|직접\s?|바로\s?)?"
     rf"(?:연결|상담|통화|얘기|이야기|대화|채팅|바꿔|불러|부탁|연락|전화|말하|말할|"
-    rf"물어[보볼봐]|여쭤|여쭙|문의하고|확인해 ?주|talk|speak|chat)"
+    rf"물어[보볼봐]|여쭤|여쭙|문의하고|확인해 ?주|talk|speak|chat|"
+    # handing it over: "담당자분께 전달 부탁드려요", "상담원에게 넘겨 주세요"
+    rf"전달 ?(?:부탁|해 ?주|해줘|바랍|드려)|넘겨 ?(?:주|줘|드려))"
     rf"{_KO_NOT_PRODUCT}",
     # asking for consultation itself: "전화 상담 원해요", "1:1 상담", "상담 받고 싶어요"
     rf"(?:1:1|일대일|전화|유선|채팅) ?상담(?:을|이|은|도)?{_KO_NOT_PRODUCT}"
     rf"(?:\s?(?:원|가능|받|요청|부탁|하고|할 수|해 ?주|신청하고))",
     r"상담(?:을|좀)? ?(?:받고 ?싶|받을래|원해|요청합니다|요청해요|부탁)",
     # whether a person is there: "상담사 분 계신가요?", "상담원 있나요?"
-    rf"{_KO_PERSON}(?:\s?(?:분|님))?(?:이|가|은|는)?\s?(?:계신가요|계세요|계십니까|있나요|있어요\?)",
+    # or is not: "진짜 사람 없어요?", "상담원 없나요"
+    rf"{_KO_PERSON}(?:\s?(?:분|님))?(?:이|가|은|는)?\s?(?:계신가요|계세요|계십니까|있나요|있어요\?|"
+    rf"안 ?계세요|안 ?계신가요|없나요|없어요|없어\?|없습니까|없니)",
     # refusing the bot: "봇 말고", "봇 아니고 사람"
     r"(?:봇|bot|챗봇|ai) ?(?:말고|아니고|대신|아닌)",
 )
@@ -371,6 +375,11 @@ class HandoffTicket:
     new: bool
 
 
+class EscalationFailed(Exception):
+    """The platform refused to call the target (the bot is not in the staff channel, lacks a
+    permission, the channel is gone); the message is one line naming where and why."""
+
+
 class HandoffNotifier(Protocol):
     """A platform's way of calling people (:mod:`bot.slack.handoff`, :mod:`bot.discord.handoff`)."""
 
@@ -382,6 +391,11 @@ class HandoffNotifier(Protocol):
     async def tell_asker(self, ticket: HandoffTicket, called: str | None) -> str:
         """Tell the asker in the thread who was called (``None``: already called before);
         the id of that message (it carries the *Resolved* button)."""
+        ...
+
+    async def tell_unreachable(self, ticket: HandoffTicket) -> None:
+        """Tell the asker that nobody could be called (:func:`unreachable_notice`), where
+        :meth:`tell_asker` would have; no *Resolved* button (nothing is open)."""
         ...
 
 
@@ -407,7 +421,19 @@ _ALREADY_DIRECT = {
     "en": "I've already asked a teammate to help; they'll contact you directly.",
     "ko": "이미 담당자에게 도움을 요청했습니다. 직접 연락드릴 예정입니다.",
 }
+# The target could not be called (the bot cannot post where the people are called).
+_UNREACHABLE = {
+    "en": "I couldn't reach the support team just now, so nobody has been called yet. Please "
+    "ask again in a little while, or contact the team another way.",
+    "ko": "지금은 지원팀에 연락하지 못해 아직 아무도 호출되지 않았습니다. 잠시 후 다시 "
+    "요청하시거나 다른 방법으로 팀에 문의해 주세요.",
+}
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+def unreachable_notice(text: str) -> str:
+    """What the asker is told when nobody could be called, in the language of ``text``."""
+    return _UNREACHABLE["ko" if _HANGUL.search(text) else "en"]
 
 
 def asker_notice(text: str, called: str | None, *, in_thread: bool = True) -> str:

@@ -23,6 +23,7 @@ from bot.chatter import prompt_language
 from bot.claims import Claim, ClaimStore
 from bot.decide import Action, ChannelMode, Decision, decide
 from bot.handoff import (
+    EscalationFailed,
     EscalationTarget,
     HandoffEvent,
     HandoffNotifier,
@@ -413,14 +414,28 @@ class ConversationService:
         )
 
     def workspace_for(self, message: IncomingMessage) -> WorkspaceInfo | None:
-        """The workspace a message's team belongs to, or None when it maps to none."""
+        """The workspace a message's team belongs to, else (a DM: no team, or one routed to
+        another workspace) the workspace of the bot's earlier answer in that conversation;
+        None when neither is known."""
         if message.platform == "slack" and message.enterprise_id:
             found = self._registry.resolve(IdentityKind.SLACK_ENTERPRISE, message.enterprise_id)
             if found:
                 return found
         if message.team_id:
-            return self._registry.resolve(_TEAM_KIND[message.platform], message.team_id)
-        return None
+            found = self._registry.resolve(_TEAM_KIND[message.platform], message.team_id)
+            if found is not None or not message.is_direct:
+                return found
+        interaction_id = self.previous_answer(message)
+        if interaction_id is None:
+            return None
+        with Session(self._engine) as session:
+            row = session.get(Interaction, interaction_id)
+        if row is None:
+            return None
+        try:
+            return self._registry.get(row.workspace)
+        except RetrievalError:  # deleted since
+            return None
 
     def route_direct_message(
         self,
@@ -622,8 +637,9 @@ class ConversationService:
         (only for a new handoff: nobody is called twice for one thread) and tell the asker who
         was called, then records the notification time and remembers the bot's notice in the
         thread (so follow-ups there reach the bot, and its Resolved button finds the handoff).
-        None, with nothing done, when the workspace has no target on the platform. A failed
-        notification is logged; the handoff then stays ``requested``.
+        None, with nothing done, when the workspace has no target on the platform. When nobody
+        could be called (:class:`~bot.handoff.EscalationFailed`: one warning line naming
+        where and why) the request is withdrawn, the asker is told so, and None returned.
         """
         target = await asyncio.to_thread(self.escalation_target, workspace)
         if not target.configured_for(message.platform):
@@ -652,9 +668,23 @@ class ConversationService:
         )
         try:
             called = await notifier.escalate(ticket) if opened.created else None
+        except Exception as e:
+            # Nobody was called: the request is withdrawn (asking again tries again, and
+            # nothing claims a person is on it) and the asker is told so.
+            if isinstance(e, EscalationFailed):
+                logger.warning("handoff in %s: nobody was called: %s", workspace.name, e)
+            else:
+                logger.exception("handoff in %s: nobody was called", workspace.name)
+            await asyncio.to_thread(self.handoffs.withdraw, workspace.name, opened.id)
+            try:
+                await notifier.tell_unreachable(ticket)
+            except Exception as told:
+                logger.warning("handoff in %s: could not tell the asker: %s", workspace.name, told)
+            return None
+        try:
             notice_id = await notifier.tell_asker(ticket, called)
         except Exception:
-            logger.exception("handoff %s: the escalation target was not notified", opened.id)
+            logger.exception("handoff %s: the asker was not told", opened.id)
             return ticket
         await asyncio.to_thread(
             self.handoffs.mark,
@@ -686,9 +716,9 @@ class ConversationService:
         """Resolve the open handoff of the thread ``message_id`` belongs to (the thread's
         question, an answer or the bot's notice in it, or the notice with the *Resolved*
         button); False when there is none."""
-        workspace = self._registry.resolve(_TEAM_KIND[platform], team_id) if team_id else None
-        if workspace is None:
-            return False
+        # Found by its place alone (platform, team, channel, thread: one conversation): a DM
+        # has no team naming its workspace (a Discord DM has no guild), and a DM may be
+        # routed to a workspace other than its team's.
         with Session(self._engine) as session:
             thread = session.exec(
                 select(BotReply.thread_id)
@@ -706,7 +736,7 @@ class ConversationService:
             places += [(channel_id, channel_id), (opened, opened)]
         return any(
             self.handoffs.resolve(
-                workspace.name,
+                None,
                 platform=platform,
                 team_id=team_id,
                 channel_id=channel,

@@ -270,6 +270,17 @@ class HandoffStore:
             session.commit()
         return times
 
+    def withdraw(self, workspace: str, handoff_id: int) -> None:
+        """Forget a handoff nobody could be called for (no notification went out): asking
+        again opens and calls anew, and the report counts only handoffs that reached people.
+        A handoff already notified is kept."""
+        with self._writing(), Session(self._engine) as session:
+            row = session.get(Handoff, handoff_id)
+            if row is None or row.workspace != workspace or row.notified_at is not None:
+                return
+            session.delete(row)
+            session.commit()
+
     def thread(
         self,
         workspace: str,
@@ -317,7 +328,7 @@ class HandoffStore:
 
     def resolve(
         self,
-        workspace: str,
+        workspace: str | None,
         *,
         platform: str,
         team_id: str,
@@ -325,12 +336,17 @@ class HandoffStore:
         thread_id: str,
         at: datetime | None = None,
     ) -> bool:
-        """Close the thread's open handoff; False when there is none."""
+        """Close the thread's open handoff; False when there is none.
+
+        ``workspace`` None: whichever workspace's handoff is open at that place. A DM has no
+        team that names its workspace (a Discord DM has no guild; a DM may be routed to a
+        workspace its team is not mapped to), but the place (platform, team, channel,
+        thread) is one conversation, so the handoff opened there is the one to close."""
         with Session(self._engine) as session:
             row = self._open(session, workspace, platform, team_id, channel_id, thread_id)
         if row is None or row.id is None:
             return False
-        self.mark(workspace, row.id, HandoffEvent.RESOLVED, at=at)
+        self.mark(row.workspace, row.id, HandoffEvent.RESOLVED, at=at)
         return True
 
     def resolve_by_notice(
@@ -382,16 +398,17 @@ class HandoffStore:
     @staticmethod
     def _open(
         session: Session,
-        workspace: str,
+        workspace: str | None,
         platform: str,
         team_id: str,
         channel_id: str,
         thread_id: str,
     ) -> Handoff | None:
+        query = select(Handoff)
+        if workspace is not None:
+            query = query.where(Handoff.workspace == workspace)
         return session.exec(
-            select(Handoff)
-            .where(Handoff.workspace == workspace)
-            .where(Handoff.platform == platform)
+            query.where(Handoff.platform == platform)
             .where(Handoff.team_id == team_id)
             .where(Handoff.channel_id == channel_id)
             .where(Handoff.thread_id == thread_id)

@@ -45,12 +45,20 @@ import discord
 from bot.decide import Action
 from bot.discord.events import incoming_from_message, plain_content
 from bot.formatting import render_notice
-from bot.handoff import HandoffReason, HandoffTicket, asker_notice, transcript
+from bot.handoff import (
+    EscalationFailed,
+    HandoffReason,
+    HandoffTicket,
+    asker_notice,
+    transcript,
+    unreachable_notice,
+)
 from bot.message import IncomingMessage
 from bot.render.escape import escape_text
 from bot.reply import AnswerControls, Reply, ReplyFlow
 from bot.service import ConversationService
 from retrieval.chain import Answer
+from retrieval.workspaces import WorkspaceInfo
 
 logger = logging.getLogger(__name__)
 
@@ -173,9 +181,18 @@ class DiscordHandoffNotifier:
             roles = await guild.fetch_roles()
             role = next((r for r in roles if str(r.id) == target.discord_role), None)
         self._check_pingable(guild, role)
-        staff = await self._staff_channel(target.discord_channel, guild)
+        try:
+            staff = await self._staff_channel(target.discord_channel, guild)
+        except discord.HTTPException as e:
+            raise EscalationFailed(
+                f"Discord refused the staff channel {target.discord_channel} "
+                f"({e.status} {e.text or e.code}){_hint(e)}"
+            ) from e
         if staff is None:
-            raise RuntimeError("no staff channel for a conversation without a shared thread")
+            raise EscalationFailed(
+                "a role without a staff channel can be pinged only in a server thread; this "
+                "conversation has none (configure --discord-channel)"
+            )
         content = staff_post(
             role_id=target.discord_role,
             reason=ticket.reason,
@@ -184,9 +201,15 @@ class DiscordHandoffNotifier:
             lines=transcript(self._lines, max_lines=6, max_chars=240),
             asker_id=None if self._place.shared else m.user_id,
         )
-        await staff.send(
-            content, allowed_mentions=staff_mentions(target.discord_role), suppress_embeds=True
-        )
+        try:
+            await staff.send(
+                content, allowed_mentions=staff_mentions(target.discord_role), suppress_embeds=True
+            )
+        except discord.HTTPException as e:
+            where = getattr(staff, "id", target.discord_channel)
+            raise EscalationFailed(
+                f"Discord refused posting in {where} ({e.status} {e.text or e.code}){_hint(e)}"
+            ) from e
         if role is not None:
             return f"@{role.name}"
         return "the support team"
@@ -212,6 +235,19 @@ class DiscordHandoffNotifier:
         )
         return str(sent.id)
 
+    async def tell_unreachable(self, ticket: HandoffTicket) -> None:
+        place = self._place
+        text = render_notice(unreachable_notice(ticket.message.text), "discord")
+        if place.thread is not None:
+            await place.thread.send(text, allowed_mentions=_NO_MENTIONS, suppress_embeds=True)
+        elif place.followup is not None:
+            await place.followup.send(
+                text,
+                ephemeral=place.ephemeral,
+                allowed_mentions=_NO_MENTIONS,
+                suppress_embeds=True,
+            )
+
     async def _staff_channel(
         self, channel_id: str | None, guild: discord.Guild | None
     ) -> discord.abc.Messageable | None:
@@ -235,6 +271,15 @@ class DiscordHandoffNotifier:
                 "All Roles': its members see the handoff but get no notification",
                 role.id,
             )
+
+
+def _hint(error: discord.HTTPException) -> str:
+    """What an admin does about Discord's refusal (appended to the log line)."""
+    if error.status == 403:
+        return ": give the bot View Channel and Send Messages in the staff channel"
+    if error.status == 404:
+        return ": check the staff channel id (supportbot workspace escalation)"
+    return ""
 
 
 def _who(author_id: int, asker_id: str, bot_id: int) -> str:
@@ -324,7 +369,7 @@ class DiscordHandoff:
         else:
             logger.warning("handoff of %s: no Discord conversation to hand off", m.identity)
             return
-        await self._hand_off(m, place, lines, reason, interaction_id)
+        await self._hand_off(m, place, lines, reason, interaction_id, workspace=workspace)
 
     async def _hand_off(
         self,
@@ -333,9 +378,14 @@ class DiscordHandoff:
         lines: Sequence[tuple[str, str]],
         reason: HandoffReason,
         interaction_id: int | None,
+        *,
+        workspace: WorkspaceInfo | None = None,
     ) -> None:
-        workspace = await asyncio.to_thread(self._service.workspace_for, m)
+        """``workspace``: routed already (a DM's is not its team's: a DM has no guild)."""
         if workspace is None:
+            workspace = await asyncio.to_thread(self._service.workspace_for, m)
+        if workspace is None:
+            logger.warning("handoff of %s: no workspace for this conversation", m.identity)
             return
         keyed = replace(m, channel_id=place.channel_id, thread_id=place.thread_id)
         await self._service.hand_off(

@@ -30,7 +30,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.decide import Action
-from bot.handoff import HandoffReason, HandoffTicket, asker_notice, transcript
+from bot.handoff import (
+    EscalationFailed,
+    HandoffReason,
+    HandoffTicket,
+    asker_notice,
+    transcript,
+    unreachable_notice,
+)
 from bot.message import IncomingMessage
 from bot.render.escape import escape_text
 from bot.reply import AnswerControls, Reply, ReplyFlow
@@ -45,6 +52,15 @@ _REASONS = {
     HandoffReason.ASKED: "asked for a person",
     HandoffReason.NOT_FOUND: "asked something the documentation does not answer",
     HandoffReason.BUTTON: "pressed “Talk to a human”",
+}
+
+
+# What an admin does about Slack's refusals of the escalation post (appended to the log line).
+_HINTS = {
+    "not_in_channel": ": invite the bot to that channel (/invite @bot)",
+    "channel_not_found": ": check the channel id (supportbot workspace escalation)",
+    "is_archived": ": the channel is archived; configure another one",
+    "restricted_action": ": the workspace does not let the bot post there",
 }
 
 
@@ -67,29 +83,57 @@ class SlackHandoffNotifier:
     async def escalate(self, ticket: HandoffTicket) -> str:
         m, target = ticket.message, ticket.target
         handles = await self._handles(target.slack_usergroups)
-        link = await self._permalink(m.channel_id, ticket.thread_id)
         lines = await self._transcript(m, ticket.thread_id)
         pings = " ".join(f"<!subteam^{g}>" for g in target.slack_usergroups)
         head = f"{pings} " if pings else ""
-        where = f"<{link}|the conversation>" if link else "the conversation"
         quoted = "\n".join(
             f">*{escape_text(who, 'slack')}:* {escape_text(text, 'slack')}" for who, text in lines
         )
-        text = f"{head}Handoff: someone {_REASONS[ticket.reason]}. See {where}.\n{quoted}"
+        if m.is_direct:
+            # Teammates cannot open the bot's DM: name the asker (as text, no ping) instead.
+            asker = escape_text(await self._asker(m.user_id), "slack")
+            what = f"{asker} {_REASONS[ticket.reason]} in a direct message with the bot"
+            text = f"{head}Handoff: {what}; please contact them directly.\n{quoted}"
+        else:
+            link = await self._permalink(m.channel_id, ticket.thread_id)
+            where = f"<{link}|the conversation>" if link else "the conversation"
+            text = f"{head}Handoff: someone {_REASONS[ticket.reason]}. See {where}.\n{quoted}"
         own_thread = not target.slack_channels
-        for channel in target.slack_channels or (m.channel_id,):
-            await self._client.chat_postMessage(
-                channel=channel,
-                text=text,
-                thread_ts=ticket.thread_id if own_thread else None,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+        refused: list[str] = []
+        channels = target.slack_channels or (m.channel_id,)
+        for channel in channels:
+            try:
+                await self._client.chat_postMessage(
+                    channel=channel,
+                    text=text,
+                    thread_ts=ticket.thread_id if own_thread else None,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            except SlackApiError as e:
+                error = str(e.response.get("error") or "error")
+                hint = _HINTS.get(error, "")
+                refused.append(f"Slack refused posting in {channel} ({error}){hint}")
+        for line in refused:  # one line each; the handoff still counts if any channel got it
+            logger.warning("handoff in %s: %s", ticket.workspace, line)
+        if len(refused) == len(channels):
+            raise EscalationFailed("; ".join(refused))
         return ", ".join(handles) or "the support team"
+
+    async def tell_unreachable(self, ticket: HandoffTicket) -> None:
+        m = ticket.message
+        await self._client.chat_postMessage(
+            channel=m.channel_id,
+            thread_ts=ticket.thread_id,
+            text=escape_text(unreachable_notice(m.text), "slack"),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
 
     async def tell_asker(self, ticket: HandoffTicket, called: str | None) -> str:
         m = ticket.message
-        notice = escape_text(asker_notice(m.text, called), "slack")
+        # In a DM no teammate can reply in the thread: they contact the asker.
+        notice = escape_text(asker_notice(m.text, called, in_thread=not m.is_direct), "slack")
         response = await self._client.chat_postMessage(
             channel=m.channel_id,
             thread_ts=ticket.thread_id,
@@ -124,6 +168,18 @@ class SlackHandoffNotifier:
             logger.info("usergroups.list refused (%s): naming groups by id", e.response["error"])
             known = {}
         return [f"@{known.get(g) or g}" for g in groups]
+
+    async def _asker(self, user_id: str) -> str:
+        """The asker as plain text: ``@name (U…)`` (``users.info``), else the id alone."""
+        try:
+            response = await self._client.users_info(user=user_id)
+            user = response.get("user") or {}
+            profile = user.get("profile") or {}
+            name = profile.get("display_name") or user.get("name") or profile.get("real_name")
+        except SlackApiError as e:
+            logger.info("users.info refused (%s): naming the asker by id", e.response["error"])
+            name = None
+        return f"@{name} ({user_id})" if name else f"user {user_id}"
 
     async def _permalink(self, channel: str, ts: str) -> str | None:
         try:
