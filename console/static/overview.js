@@ -33,7 +33,8 @@
     chart("chart-eval", {
       type: "line",
       data: {
-        labels: data.evaluation.map((r) => r.at.slice(0, 10)),
+        // Date and time (UTC): several runs on one day stay apart.
+        labels: data.evaluation.map((r) => r.at.slice(0, 16).replace("T", " ")),
         datasets: [{ label: labels.hit_at_5, data: data.evaluation.map((r) => r.hit_at_5), borderColor: "#067647" }],
       },
       options: { scales: { y: { min: 0, max: 1 } } },
