@@ -32,7 +32,8 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """Seconds to wait before each new attempt: ``first_s``, then times ``factor`` up to
-    ``max_s``, each spread by ±``jitter`` (a fraction) so that many bots do not retry at once."""
+    ``max_s``, each spread by ±``jitter`` (a fraction) so that many bots do not retry at once.
+    The spread never takes a delay past ``max_s``: the cap is what the README promises."""
 
     first_s: float = 10.0
     factor: float = 2.0
@@ -42,7 +43,7 @@ class Backoff:
     def delays(self, rng: Callable[[], float] = random.random) -> Iterator[float]:
         delay = self.first_s
         while True:
-            yield delay * (1 + self.jitter * (2 * rng() - 1))
+            yield min(self.max_s, delay * (1 + self.jitter * (2 * rng() - 1)))
             delay = min(self.max_s, delay * self.factor)
 
 

@@ -18,7 +18,8 @@ Events:
 
 - ``assistant_thread_started``: the user opened a new chat: the workspace's suggested prompts
   (:mod:`bot.slack.prompts`, the defaults in the user's language when it set none) go to that
-  thread (``assistant.threads.setSuggestedPrompts``). A team with no workspace gets none.
+  thread (``assistant.threads.setSuggestedPrompts``). A team with no workspace, or a workspace
+  with no knowledge yet, gets none (each prompt would only get the setup notice).
 - ``assistant_thread_context_changed``: the user moved to another channel with the chat open.
   The bot answers from the workspace's knowledge, not from the channel, so nothing changes.
 - agent messaging (manifest ``agent_view``): Slack sends ``app_home_opened`` with
@@ -207,6 +208,11 @@ class AssistantThreads:
         view's DM); False when there is no workspace or Slack refused."""
         workspace = await asyncio.to_thread(self._workspace, body)
         if workspace is None:
+            return False
+        if not await asyncio.to_thread(self._service.workspace_ready, workspace):
+            # Every prompt would get the setup notice: offer none (the first question says
+            # what an admin runs, as the Home tab does).
+            logger.info("no suggested prompts: workspace %s has no knowledge", workspace.name)
             return False
         prompts: Sequence[SuggestedPrompt] = await asyncio.to_thread(
             self._prompts.get, workspace.name

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,6 +41,7 @@ from sqlmodel import Session
 
 from bot.decide import Action
 from bot.formatting import render_notice, slack_messages
+from bot.markup.slack import decode
 from bot.message import IncomingMessage, Platform
 from bot.reply import AnswerControls, Recorder, ReplyFlow
 from bot.service import APOLOGY, ConversationService
@@ -65,6 +67,8 @@ _TEXT = {
         "expired": "I can't share this answer any more: ask again with /ask.",
         "not_in_channel": "I can't post in this channel: invite me first (`/invite @supportbot`).",
         "shared_from": "Shared from /ask: {question}",
+        "archived": "I can't share this answer: the channel is archived.",
+        "restricted": "I can't share this answer: only some members may post in this channel.",
     },
     "ko": {
         "looking": ":hourglass_flowing_sand: 찾고 있어요… (나만 볼 수 있어요)",
@@ -76,8 +80,17 @@ _TEXT = {
         "not_in_channel": "이 채널에 글을 쓸 수 없습니다. 먼저 저를 초대해 주세요"
         "(`/invite @supportbot`).",
         "shared_from": "/ask로 받은 답변 공유: {question}",
+        "archived": "보관된 채널이라 이 답변을 공유할 수 없습니다.",
+        "restricted": "이 채널은 일부 멤버만 글을 쓸 수 있어 답변을 공유할 수 없습니다.",
     },
 }
+_SHARE_ERRORS = {
+    "not_in_channel": "not_in_channel",
+    "channel_not_found": "not_in_channel",  # a private channel the bot is not in
+    "is_archived": "archived",
+    "restricted_action": "restricted",
+}
+"""Slack's refusals of the shared post, and the private line that says what to do."""
 _QUESTION_CHARS = 1000
 _MAX_BLOCKS = 50
 
@@ -90,6 +103,24 @@ def _is_direct(command: Mapping[str, Any]) -> bool:
     return str(command.get("channel_id") or "").startswith("D") or (
         command.get("channel_name") == "directmessage"
     )
+
+
+_NAMES = re.compile(r"(?<!\S)@\S+")
+_WORDS = re.compile(r"\w")
+
+
+def command_question(text: str) -> str:
+    """The question of ``/ask TEXT`` as a person reads it; "" when it asks nothing.
+
+    Slack sends a command's text with ``&``, ``<``, ``>`` escaped, and mentions and links as
+    ``<...>`` markup (``should_escape: true``) or as plain ``@name`` (``false``, the manifest's
+    choice): decoded like every message (:func:`bot.markup.slack.decode`). A text of nothing
+    but mentions, names and punctuation (``/ask @supportbot``) is no question.
+    """
+    decoded = decode(text)
+    if not _WORDS.search(_NAMES.sub(" ", decoded.bare)):
+        return ""
+    return decoded.text
 
 
 def stored_answer(row: Interaction) -> Answer:
@@ -195,7 +226,7 @@ class AskCommand:
     def register(self, app: AsyncApp) -> None:
         @app.command(COMMAND)
         async def on_ask(ack: Any, command: dict[str, Any], respond: AsyncRespond) -> None:
-            question = str(command.get("text") or "").strip()
+            question = command_question(str(command.get("text") or ""))
             text = _TEXT[_language(question)]
             if not question:
                 await ack(text=text["empty"], response_type="ephemeral")
@@ -283,7 +314,7 @@ class AskCommand:
         except SlackApiError as e:
             error = str(e.response.get("error") or "")
             logger.info("could not share an /ask answer in %s: %s", channel, error)
-            notice = text["not_in_channel"] if error == "not_in_channel" else APOLOGY[language]
+            notice = text[_SHARE_ERRORS[error]] if error in _SHARE_ERRORS else APOLOGY[language]
             await _respond(respond, text=render_notice(notice, "slack"), response_type="ephemeral")
             return
         ts = str(posted["ts"])

@@ -53,7 +53,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "sources": "Knowledge sources",
         "no_sources": "Knowledge was added by an admin (`supportbot ingest`); "
         "no sources sync automatically.",
-        "more": "…and {n} more sources.",
+        "more": "…and {n} more sources, {fresh} of them fresh (failed and stale sources are "
+        "listed first). `supportbot source list -w {workspace}` shows them all.",
         "never": "never synced",
         "synced": "last synced {when}",
         "fresh": ":large_green_circle: fresh",
@@ -81,7 +82,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "sources": "지식 출처",
         "no_sources": "관리자가 추가한 지식으로 답합니다(`supportbot ingest`). "
         "자동으로 동기화되는 출처는 없습니다.",
-        "more": "…외 {n}개 출처",
+        "more": "…외 {n}개 출처, 그중 {fresh}개 최신(실패하거나 오래된 출처를 먼저 보여 "
+        "줍니다). 전체 목록: `supportbot source list -w {workspace}`",
         "never": "동기화된 적 없음",
         "synced": "마지막 동기화 {when}",
         "fresh": ":large_green_circle: 최신",
@@ -189,6 +191,26 @@ def source_line(source: SourceState, now: datetime, language: str = "en") -> str
     return f"*{_escape(source.name)}* ({_escape(source.kind)}) · {when} · {state}"
 
 
+_FRESH = 3
+
+
+def _attention(source: SourceState, now: datetime) -> tuple[int, str]:
+    """Sort key: failed (0), stale or never synced (1), syncing or queued (2), fresh (3),
+    then by name."""
+    last = source.last_success_at
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    if source.status == "failed":
+        rank = 0
+    elif source.status in ("running", "queued"):
+        rank = 2
+    elif last is None or now - last > STALE_AFTER:
+        rank = 1
+    else:
+        rank = _FRESH
+    return rank, source.name
+
+
 def _section(mrkdwn: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn}}
 
@@ -235,11 +257,17 @@ def home_view(
             blocks.append(
                 {"type": "section", "text": {"type": "mrkdwn", "text": text["no_sources"]}}
             )
-        for source in sources[:MAX_LISTED_SOURCES]:
+        # Too many to list: those needing attention first, so a cut never hides a failure.
+        ordered = list(sources)
+        if len(sources) > MAX_LISTED_SOURCES:
+            ordered.sort(key=lambda s: _attention(s, now))
+        for source in ordered[:MAX_LISTED_SOURCES]:
             line = source_line(source, now, "ko" if language == "ko" else "en")
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": line}})
         if len(sources) > MAX_LISTED_SOURCES:
-            more = text["more"].format(n=len(sources) - MAX_LISTED_SOURCES)
+            hidden = ordered[MAX_LISTED_SOURCES:]
+            fresh = sum(1 for s in hidden if _attention(s, now)[0] == _FRESH)
+            more = text["more"].format(n=len(hidden), fresh=fresh, workspace=workspace)
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
         blocks.append({"type": "divider"})
     blocks += [

@@ -12,6 +12,7 @@ call names its workspace, and :mod:`supportbot.workspace_purge` deletes them wit
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,10 @@ from retrieval.workspaces import Workspace
 MAX_PROMPTS = 4
 """Slack shows at most four suggested prompts in a thread."""
 MAX_TITLE = 75
+"""Slack documents only the count (4) for ``setSuggestedPrompts``; a prompt's title is shown
+as a button, and 75 characters is Block Kit's limit for a button's text."""
 MAX_MESSAGE = 2000
+"""The message is sent as the user's question; kept well under a message's 4,000 characters."""
 
 
 class PromptError(ValueError):
@@ -89,14 +93,31 @@ def parse_prompt(text: str) -> SuggestedPrompt:
     return checked(SuggestedPrompt(title.strip(), message.strip()))
 
 
+def normalised(prompt: SuggestedPrompt) -> SuggestedPrompt:
+    """The prompt as Slack shows it: Unicode NFC (Hangul typed or pasted on macOS arrives
+    decomposed, two or three code points a syllable, and would count up to three times its
+    length), the title on one line (a button has no line breaks), the message stripped."""
+    title = " ".join(unicodedata.normalize("NFC", prompt.title).split())
+    message = unicodedata.normalize("NFC", prompt.message).strip()
+    return SuggestedPrompt(title, message)
+
+
 def checked(prompt: SuggestedPrompt) -> SuggestedPrompt:
-    """``prompt`` if Slack can show it, else :class:`PromptError` naming the problem."""
+    """``prompt`` :func:`normalised` if Slack can show it, else :class:`PromptError` naming
+    the problem in one line. Lengths are characters (code points) after normalising."""
+    prompt = normalised(prompt)
     if not prompt.title or not prompt.message:
         raise PromptError(f"prompt {prompt.title!r}: the title and the message must not be blank")
     if len(prompt.title) > MAX_TITLE:
-        raise PromptError(f"prompt title {prompt.title[:30]!r}… is over {MAX_TITLE} characters")
+        raise PromptError(
+            f"prompt title {prompt.title[:30]!r}… is {len(prompt.title)} characters; "
+            f"at most {MAX_TITLE}"
+        )
     if len(prompt.message) > MAX_MESSAGE:
-        raise PromptError(f"prompt {prompt.title!r}: the message is over {MAX_MESSAGE} characters")
+        raise PromptError(
+            f"prompt {prompt.title[:30]!r}: the message is {len(prompt.message)} characters; "
+            f"at most {MAX_MESSAGE}"
+        )
     return prompt
 
 

@@ -1456,7 +1456,8 @@ class SlackSimulator:
         if channel["is_archived"]:
             raise _SlackError("is_archived")
         if not channel["is_member"]:
-            raise _SlackError("not_in_channel")
+            # A private channel the bot is not in is invisible to it: Slack says not found.
+            raise _SlackError("channel_not_found" if channel["is_private"] else "not_in_channel")
         ts = self._next_ts()
         message: dict[str, Any] = {
             "user": ws.bot_user_id,

@@ -1,0 +1,215 @@
+"""Breaking the Slack AI app surface and the Discord forum/button surface as real users would
+(issue 12's features, attacked; the cases helper B12 did not reach).
+
+Pure rules first (suggested prompts at Slack's limits, the question of ``/ask``, the Home tab
+with many sources, the registration backoff over hours with an injected sleep), then end to end
+with the real bolt and discord.py clients against the simulators, the real store, embedder and a
+local chat model (the fixtures of ``tests/test_slack_bot.py`` and ``tests/discord_harness.py``).
+"""
+
+# ruff: noqa: F811  (fixtures imported from tests.test_slack_bot / tests.discord_harness)
+from __future__ import annotations
+
+import asyncio
+import logging
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from discord import app_commands
+
+from bot.discord.registration import Backoff, CommandRegistration
+from bot.slack.commands import command_question
+from bot.slack.home import MAX_BLOCKS, MAX_LISTED_SOURCES, SourceState, home_view
+from bot.slack.prompts import (
+    MAX_TITLE,
+    PromptError,
+    SuggestedPrompt,
+    checked,
+    parse_prompt,
+)
+from tests.test_cli import Cli, assert_one_error_line, cli_env
+
+# --- suggested prompts at Slack's limits, in Korean --------------------------------------------
+
+KO_TITLE_75 = ("비밀번호 재설정 방법 " * 8)[:MAX_TITLE]
+
+
+def test_korean_prompt_titles_are_counted_as_people_see_them():
+    assert len(KO_TITLE_75) == MAX_TITLE
+    assert checked(SuggestedPrompt(KO_TITLE_75, "비밀번호는?")).title == KO_TITLE_75
+    # Pasted from macOS: decomposed Hangul (NFD) is 2-3 code points a syllable; it is the
+    # same 75 characters on screen, accepted and stored composed.
+    decomposed = unicodedata.normalize("NFD", KO_TITLE_75)
+    assert len(decomposed) > 2 * MAX_TITLE
+    stored = parse_prompt(f"{decomposed}={unicodedata.normalize('NFD', '비밀번호는?')}")
+    assert stored.title == KO_TITLE_75 and stored.message == "비밀번호는?"
+    # A title typed over two lines is one line on its button.
+    assert parse_prompt("환불\n  정책=환불은 어떻게 하나요?").title == "환불 정책"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        KO_TITLE_75 + "요=질문",  # 76 characters
+        "   =질문",  # a blank title
+        "제목=   ",  # a blank message
+        "\n\t=질문",  # only spacing
+        "환불=" + "가" * 2001,  # a message over the limit
+        "제목 없이 질문만",  # no '='
+    ],
+)
+def test_prompts_slack_would_refuse_are_refused_in_one_line(text: str):
+    with pytest.raises(PromptError) as refused:
+        parse_prompt(text)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_a_korean_title_over_the_limit_in_one_line(
+    weaviate_data_dir: Path, tmp_path: Path
+):
+    cli = Cli(cli_env(weaviate_data_dir, tmp_path / "supportbot.db"), tmp_path)
+    cli.ok("workspace", "create", "kr")
+    line = assert_one_error_line(
+        cli("workspace", "prompts", "kr", "환불=환불은?", KO_TITLE_75 + "요=질문")
+    )
+    assert "76 characters" in line and str(MAX_TITLE) in line
+    assert "no suggested prompts set" in cli.ok("workspace", "prompts", "kr").stdout  # nothing kept
+    five = [f"질문 {n}=질문 {n}?" for n in range(5)]
+    assert "at most 4" in assert_one_error_line(cli("workspace", "prompts", "kr", *five))
+    nfd = unicodedata.normalize("NFD", KO_TITLE_75)
+    shown = cli.ok("workspace", "prompts", "kr", f"{nfd}=비밀번호는?").stdout
+    assert KO_TITLE_75 in shown
+
+
+# --- the question of /ask ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "   ", "<@U0BOT|supportbot>", "@supportbot", " @supportbot ?", "<!here>", "<@U1> <#C1>"],
+)
+def test_an_ask_of_only_mentions_asks_nothing(text: str):
+    assert command_question(text) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        ("what is A &amp; B?", "what is A & B?"),  # Slack escapes &, <, > in command text
+        ("<https://x.example/a|the docs> 404?", "the docs 404?"),
+        ("@supportbot 비밀번호 재설정?", "@supportbot 비밀번호 재설정?"),
+    ],
+)
+def test_an_ask_question_is_read_like_a_message(text: str, question: str):
+    assert command_question(text) == question
+
+
+# --- the Home tab with many sources ------------------------------------------------------------
+
+NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+
+
+def _sources(count: int, *, failed: set[int] = frozenset(), stale: set[int] = frozenset()):
+    return [
+        SourceState(
+            name=f"source-{n:03d}",
+            kind="web",
+            status="failed" if n in failed else "ok",
+            last_success_at=NOW - (timedelta(days=30) if n in stale else timedelta(hours=1)),
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize("count", [41, 60, 500])
+def test_a_home_tab_with_many_sources_lists_failures_first_and_says_what_is_left(count: int):
+    # The failing and stale sources sort last by name: a cut by name would hide them.
+    sources = _sources(count, failed={count - 1}, stale={count - 2, count - 3})
+    view = home_view("acme", sources, ready=True, now=NOW)
+    assert len(view["blocks"]) <= MAX_BLOCKS
+    texts = [str(b) for b in view["blocks"]]
+    listed = [t for t in texts if "source-" in t and "more sources" not in t]
+    assert len(listed) == MAX_LISTED_SOURCES
+    assert f"source-{count - 1:03d}" in listed[0] and "failed" in listed[0]
+    assert all("stale" in t for t in listed[1:3])
+    [more] = [t for t in texts if "more sources" in t]
+    hidden = count - MAX_LISTED_SOURCES
+    assert f"{hidden} more sources, {hidden} of them fresh" in more
+    assert "supportbot source list -w acme" in more
+    korean = str(home_view("acme", sources, ready=True, now=NOW, language="ko"))
+    assert f"외 {hidden}개 출처" in korean
+
+
+def test_a_home_tab_with_few_sources_keeps_their_order():
+    sources = _sources(5, failed={4})
+    view = home_view("acme", sources, ready=True, now=NOW)
+    listed = [str(b) for b in view["blocks"] if "source-" in str(b)]
+    assert [f"source-{n:03d}" in t for n, t in enumerate(listed)] == [True] * 5
+
+
+# --- slash-command registration failing for hours, then recovering ----------------------------
+
+
+def _tree() -> app_commands.CommandTree[Any]:
+    import discord
+
+    tree: app_commands.CommandTree[Any] = app_commands.CommandTree(
+        discord.Client(intents=discord.Intents.none())
+    )
+
+    @tree.command(name="ask", description="Ask")
+    async def ask(interaction: discord.Interaction) -> None:  # pragma: no cover
+        return None
+
+    return tree
+
+
+@pytest.mark.parametrize("rng", [lambda: 1.0, lambda: 0.0, lambda: 0.5])
+def test_the_backoff_never_passes_its_cap_whatever_the_jitter(rng: Any):
+    backoff = Backoff()
+    delays = [d for _, d in zip(range(40), backoff.delays(rng), strict=False)]
+    assert max(delays) <= backoff.max_s
+    assert delays[-1] >= backoff.max_s * (1 - backoff.jitter)  # it does reach the cap
+
+
+async def test_registration_failing_for_a_day_then_recovering(
+    caplog: pytest.LogCaptureFixture,
+):
+    tree = _tree()
+    slept: list[float] = []
+    failures = 60
+
+    async def sleep(seconds: float) -> None:  # the injected clock: time passes, nobody waits
+        slept.append(seconds)
+
+    async def sync() -> list[Any]:
+        if len(slept) < failures:
+            raise TypeError("string indices must be integers")  # a proxy's HTML page
+        return [app_commands.Command(name="ask", description="Ask", callback=_noop)]
+
+    registration = CommandRegistration(tree, sync=sync, sleep=sleep)
+    with caplog.at_level(logging.WARNING, logger="bot.discord.registration"):
+        await asyncio.wait_for(registration.run(), timeout=5)
+    assert registration.registered.is_set() and registration.attempts == failures + 1
+    assert registration.last_error is None
+    assert max(slept) <= 1800 and sum(slept) > 24 * 3600  # a day of failures, capped
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "bot.discord.registration" and r.levelno == logging.WARNING
+    ]
+    assert len(warnings) == failures  # one line an attempt, never a traceback
+    assert all("\n" not in w and "retrying in" in w for w in warnings)
+    assert all(f"retrying in {round(d)} s" in w for d, w in zip(slept, warnings, strict=True))
+
+
+async def _noop(interaction: Any) -> None:  # pragma: no cover
+    return None
+
+
+__all__ = ["httpx"]
