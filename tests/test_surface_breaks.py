@@ -22,6 +22,7 @@ import pytest
 from discord import app_commands
 
 from bot.discord.registration import Backoff, CommandRegistration
+from bot.slack.blocks import SHARE_ACTION_ID
 from bot.slack.commands import command_question
 from bot.slack.home import MAX_BLOCKS, MAX_LISTED_SOURCES, SourceState, home_view
 from bot.slack.prompts import (
@@ -31,7 +32,20 @@ from bot.slack.prompts import (
     checked,
     parse_prompt,
 )
+from supportbot.app import App
+from tests.servers.slack import SlackSimulator, event_envelope, signed_command_request
 from tests.test_cli import Cli, assert_one_error_line, cli_env
+from tests.test_slack_bot import (  # noqa: F401  (fixtures)
+    ACME,
+    BOT_USER,
+    SECRET,
+    HttpBot,
+    http_bot,
+    kb_app,
+    llm,
+    llm_server,
+    slack,
+)
 
 # --- suggested prompts at Slack's limits, in Korean --------------------------------------------
 
@@ -212,4 +226,133 @@ async def _noop(interaction: Any) -> None:  # pragma: no cover
     return None
 
 
-__all__ = ["httpx"]
+# --- end to end on Slack: real bolt and slack_sdk against the simulator -----------------------
+
+_ids = iter(range(1, 10_000))
+
+
+def _event(inner: dict[str, Any], team: str = ACME) -> dict[str, Any]:
+    return event_envelope(
+        inner, team_id=team, event_id=f"EvSb{next(_ids):05d}", bot_user_id=BOT_USER
+    )
+
+
+async def _command(http_bot: HttpBot, fields: dict[str, Any]) -> httpx.Response:
+    raw, headers = signed_command_request(fields, SECRET)
+    async with httpx.AsyncClient() as client:
+        return await client.post(http_bot.url, content=raw, headers=headers)
+
+
+@pytest.mark.slow
+async def test_an_assistant_thread_without_knowledge_offers_no_prompts_and_says_why(
+    http_bot: HttpBot, slack: SlackSimulator, kb_app: App
+):
+    # "empty" (T333) is a workspace with no knowledge; T999 maps to no workspace.
+    for team, user, dm in (("T333", "U0EMPTY", "D0EMPTY"), ("T999", "U0NONE", "D0NONE")):
+        slack.add_user(user, team_id=team, locale="en-US")
+        started = slack.start_assistant_thread(team, user, dm)
+        assert (await http_bot.post(_event(started, team=team))).status_code == 200
+    await asyncio.sleep(0.5)
+    assert slack.calls_to("assistant.threads.setSuggestedPrompts") == []
+
+    # A question typed there anyway gets the setup notice, and no status is left spinning.
+    thread_ts = started["assistant_thread"]["thread_ts"]
+    empty_started = slack.start_assistant_thread("T333", "U0EMPTY", "D0EMPTY2")
+    await http_bot.post(_event(empty_started, team="T333"))
+    empty_ts = empty_started["assistant_thread"]["thread_ts"]
+    question_ts = f"{float(empty_ts) + 1:.6f}"
+    await http_bot.post(
+        _event(
+            {
+                "type": "message", "channel": "D0EMPTY2", "channel_type": "im",
+                "user": "U0EMPTY", "text": "How do I reset my password?", "ts": question_ts,
+                "event_ts": question_ts, "thread_ts": empty_ts, "team": "T333",
+            },
+            team="T333",
+        )
+    )  # fmt: skip
+    [notice] = await slack.async_wait_for("chat.postMessage", timeout=20)
+    assert "knowledge" in notice.args["text"].lower() or "set up" in notice.args["text"].lower()
+    await asyncio.sleep(0.3)
+    statuses = (slack.assistant_thread("D0EMPTY2", empty_ts) or {}).get("statuses") or []
+    assert statuses == [] or statuses[-1] == "", statuses
+    assert thread_ts  # the unmapped team's thread got nothing at all
+    assert slack.assistant_thread("D0NONE", thread_ts) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", [f"<@{BOT_USER}|supportbot>", "@supportbot", "<@W111> ?"])
+async def test_ask_with_only_a_mention_asks_for_the_question(
+    http_bot: HttpBot, slack: SlackSimulator, text: str
+):
+    fields = slack.slash_command("/ask", text, team_id=ACME, channel_id="C111", user_id="U0M")
+    ack = await _command(http_bot, fields)
+    assert ack.json()["response_type"] == "ephemeral"
+    assert "Type your question" in ack.json()["text"]
+    await asyncio.sleep(0.3)
+    assert slack.responses == []  # nothing answered, nothing stored
+
+
+@pytest.mark.slow
+async def test_a_very_long_ask_is_answered_privately(
+    http_bot: HttpBot, slack: SlackSimulator, kb_app: App
+):
+    question = (
+        "What is the API rate limit? "
+        + "We call the API from many workers and keep hitting errors, so here is our log. " * 45
+    )
+    assert len(question) > 3000
+    fields = slack.slash_command("/ask", question, team_id=ACME, channel_id="C111", user_id="U0L")
+    ack = await _command(http_bot, fields)
+    assert "Looking" in ack.json()["text"]
+    [private] = await slack.wait_for_responses(1, timeout=30)
+    body = private["body"]
+    assert body["response_type"] == "ephemeral" and body["replace_original"] is True
+    assert slack.calls_to("chat.postMessage") == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("channel", "private", "archived", "words"),
+    [
+        ("G0SBPRIV1", True, False, "invite me"),  # Slack: channel_not_found
+        ("C0SBPUB01", False, False, "invite me"),  # Slack: not_in_channel
+        ("C0SBARCH1", False, True, "archived"),  # Slack: is_archived
+    ],
+)
+async def test_sharing_where_the_bot_cannot_post_says_why_privately(
+    http_bot: HttpBot,
+    slack: SlackSimulator,
+    kb_app: App,
+    channel: str,
+    private: bool,
+    archived: bool,
+    words: str,
+):
+    slack.add_channel(
+        channel, is_private=private, is_member=archived, is_archived=archived, team_id=ACME
+    )
+    fields = slack.slash_command(
+        "/ask", "What is the API rate limit?", team_id=ACME, channel_id=channel, user_id="U0S"
+    )
+    await _command(http_bot, fields)
+    [answer] = await slack.wait_for_responses(1, timeout=20)
+    share = answer["body"]["blocks"][-1]["elements"][0]
+    assert share["action_id"] == SHARE_ACTION_ID
+
+    await http_bot.click(
+        {
+            "type": "block_actions", "team": {"id": ACME}, "user": {"id": "U0S"},
+            "channel": {"id": channel}, "api_app_id": "A111", "trigger_id": "9.9.8",
+            "container": {"type": "message", "message_ts": "1", "channel_id": channel,
+                          "is_ephemeral": True},
+            "response_url": slack.response_url_for(ACME, channel, "U0S"),
+            "actions": [{"action_id": SHARE_ACTION_ID, "block_id": "s", "type": "button",
+                         "value": share["value"], "action_ts": "1700009100.000000"}],
+        }
+    )  # fmt: skip
+    [_, refusal] = await slack.wait_for_responses(2, timeout=10)
+    said = refusal["body"]
+    assert said["response_type"] == "ephemeral" and words in said["text"]
+    assert "\n" not in said["text"] and not said.get("delete_original")  # the answer stays
+    assert [c.response.get("ok") for c in slack.calls_to("chat.postMessage")] == [False]
