@@ -11,8 +11,8 @@ a platform:
 3. an acknowledgement ("thanks 👍", "고마워요") or a lone 👍/👎 is no question: it is recorded
    as a signal about the previous answer (:data:`Action.SIGNAL`), never answered;
 4. a message without words (emoji, punctuation, blank, mentions only) or a bare greeting gets
-   no retrieved answer: a DM or a mention gets a short prompt to ask a question
-   (:data:`Action.PROMPT`), anything else nothing;
+   no retrieved answer: a DM, a mention or a new post in a support forum gets a short prompt
+   to ask a question (:data:`Action.PROMPT`), anything else nothing;
 5. a question for a team without knowledge gets the setup notice; the rest is answered.
 
 Handoff to people (:mod:`bot.handoff`): where the bot would answer, a message that asks for a
@@ -113,7 +113,9 @@ def decide(
         chatter is not None and chatter.kind is ChatterKind.GREETING
     ):
         what = "a greeting" if chatter is not None else "no words"
-        if spoken_to:
+        # A new post in a support forum is a question to it (often a screenshot under a
+        # title like "???"): silence would leave the asker waiting, so it gets the prompt.
+        if spoken_to or addressed == "new post in a support forum":
             return Decision(Action.PROMPT, f"{addressed} with {what}", chatter)
         return Decision(Action.IGNORE, f"{addressed} with {what}")
     if not workspace_ready:

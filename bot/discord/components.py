@@ -81,6 +81,9 @@ def answer_view(*, feedback: bool, solved: bool) -> discord.ui.View | None:
     return view if view.children else None
 
 
+_COPY = "This is a copy of one of my answers: rate it, or mark it solved, where I posted it."
+
+
 def _line(text: str) -> str:
     return render_notice(text, "discord")
 
@@ -101,8 +104,14 @@ class ComponentHandler:
         control = parse_custom_id(str(interaction.data.get("custom_id", "")))
         if control is None or interaction.message is None:
             return False
+        me = interaction.client.user
         try:
-            if control.kind is ControlKind.VOTE:
+            if me is not None and interaction.message.author.id != me.id:
+                # A forward (or any copy) of an answer, maybe in another server: its buttons
+                # came along, but rating it or tagging the post it sits in would act on
+                # something that is not the answer.
+                text = _COPY
+            elif control.kind is ControlKind.VOTE:
                 text = await self._vote(interaction, control.value)
             else:
                 text = await self._solved(interaction)
