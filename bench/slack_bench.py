@@ -393,6 +393,7 @@ class Driver:
         self._process.start()
         child.close()
         hello = self._conn.recv()
+        self.hello: dict[str, Any] = hello
         self.slack_port: int = hello["slack_port"]
         self.llm_base_url: str = hello["llm_base_url"]
         self.pid: int = hello["pid"]

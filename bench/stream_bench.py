@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import sys
 import threading
 import time
@@ -44,14 +45,16 @@ import aiohttp
 import retrieval_bench as rb  # bench/ is sys.path[0] when this file runs as a script
 import slack_bench as sb
 from aiohttp import web
+from sqlmodel import Session, select
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(1, str(REPO))
 
 from bot.slack.outbound import PLACEHOLDER  # noqa: E402
+from retrieval.workspaces import IdentityKind, PlatformIdentity, Workspace  # noqa: E402
 from supportbot.app import App  # noqa: E402
-from supportbot.run import build_slack_bot, ready_to_serve  # noqa: E402
+from supportbot.run import build_discord_bot, build_slack_bot, ready_to_serve  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 TARGET_P95_ADDED_MS = 300.0
@@ -274,6 +277,199 @@ async def _drive(slack: Any, command: Mapping[str, Any]) -> list[dict[str, Any]]
     return outcomes
 
 
+# --- Discord: the same conversations against the Discord simulator ----------------------------
+
+DISCORD_TOKEN = "bench-discord-token"
+GUILD = "2999999999999999999"
+DISCORD_ASKER = "2999999999999999998"
+_CHANNEL_BASE = 3_000_000_000_000_000_000
+_MESSAGES_PATH = re.compile(r"/channels/(\d+)/messages(?:/\d+)?$")
+
+
+def discord_channel(index: int) -> str:
+    """The Discord channel (a snowflake) of the ``index``-th conversation of the run."""
+    return str(_CHANNEL_BASE + index)
+
+
+def _watched_discord() -> type[Any]:
+    from tests.servers.discord import DiscordSimulator
+
+    class Calls(list[Any]):
+        """The simulator's call list, telling the simulator of each call as it is recorded."""
+
+        def __init__(self, on_call: Any) -> None:
+            super().__init__()
+            self._on_call = on_call
+
+        def append(self, call: Any) -> None:
+            super().append(call)
+            self._on_call(call, time.time())
+
+    class WatchedDiscord(DiscordSimulator):
+        """Per channel: the first answer text sent (or edited in), and the final answer."""
+
+        model: Any = None
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._calls = Calls(self._seen)
+            self._watched: dict[str, dict[str, Any]] = {}
+
+        def watch(self, channel: str, question: str) -> dict[str, Any]:
+            loop = asyncio.get_running_loop()
+            watch: dict[str, Any] = {"first": loop.create_future(), "done": loop.create_future()}
+            watch["question"] = question
+            self._watched[channel] = watch
+            return watch
+
+        def _seen(self, call: Any, at: float) -> None:
+            match = _MESSAGES_PATH.search(call.path)
+            watch = self._watched.get(match.group(1)) if match else None
+            body = call.body if isinstance(call.body, dict) else {}
+            if watch is None or not call.ok or call.method not in ("POST", "PATCH"):
+                return
+            visible = bool(body.get("content"))
+            if visible:
+                _resolve(watch["first"], (at, f"{call.method} message"))
+            # a found answer's last part carries its components; "not found" is one message
+            if body.get("components") or (visible and watch["question"] not in self.model.asked):
+                _resolve(watch["done"], at)
+
+    return WatchedDiscord
+
+
+def discord_driver_main(conn: Connection, options: dict[str, Any]) -> None:
+    """The Discord driver process: the Discord simulator (its own loop, in a thread), the
+    stand-in model and the load generator; answers the same commands as :func:`driver_main`."""
+    from tests.servers import openai_chat
+
+    openai_chat._Handler.disable_nagle_algorithm = True
+    _, model_class = _simulators()
+    llm = model_class(
+        lambda messages: stand_in_answer(sb.question_of(messages)),
+        api_key=sb.LLM_KEY,
+        latency=options["llm_latency"],
+        chunk_delay=options["token_interval"],
+    )
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="discord-sim", daemon=True).start()
+    sim = _watched_discord()(token=DISCORD_TOKEN, bucket_limit=options["bucket_limit"])
+    sim.model = llm
+    sim.add_user(DISCORD_ASKER, "asker")
+    channels = [(discord_channel(i), f"q{i}") for i in range(options["channels"])]
+    sim.add_guild(GUILD, "Bench", channels=channels, members=[DISCORD_ASKER])
+    asyncio.run_coroutine_threadsafe(sim.start(), loop).result(30)
+    with llm:
+        conn.send({"slack_port": 0, "llm_base_url": llm.base_url, "pid": 0, "api": sim.api_url})
+        while True:
+            command = conn.recv()
+            if command["cmd"] == "stop":
+                break
+            llm.take()
+            sim.clear_calls()
+            drive = _drive_discord(sim, command)
+            outcomes = asyncio.run_coroutine_threadsafe(drive, loop).result()
+            first, last, asked = llm.take()
+            methods = Counter(f"{c.method} {c.route}" for c in sim.calls())
+            conn.send(
+                {"outcomes": outcomes, "first": first, "last": last, "asked": sorted(asked),
+                 "calls": methods}
+            )  # fmt: skip
+    asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(30)
+
+
+async def _drive_discord(sim: Any, command: Mapping[str, Any]) -> list[dict[str, Any]]:
+    pending = list(reversed(command["conversations"]))
+    outcomes: list[dict[str, Any]] = []
+
+    async def one(c: Mapping[str, Any]) -> dict[str, Any]:
+        message = sim.message_create(c["channel"], DISCORD_ASKER, c["question"], mention_bot=True)
+        watch = sim.watch(c["channel"], c["question"])
+        t0 = time.time()
+        await sim.dispatch("MESSAGE_CREATE", message)
+        outcome: dict[str, Any] = {"id": c["id"], "question": c["question"], "t0": t0}
+        try:
+            outcome["done"] = await asyncio.wait_for(watch["done"], CONVERSATION_TIMEOUT_S)
+        except TimeoutError:
+            log(f"no final answer for {c['id']} in {CONVERSATION_TIMEOUT_S:.0f} s")
+        if watch["first"].done():
+            outcome["visible"], outcome["visible_by"] = watch["first"].result()
+        return outcome
+
+    async def worker(delay: float) -> None:
+        await asyncio.sleep(delay)
+        while pending:
+            outcomes.append(await one(pending.pop()))
+
+    rng = random.Random(int(command["seed"]))
+    spread = float(command["stagger_s"])
+    delays = [rng.uniform(0, spread) for _ in range(int(command["concurrency"]))]
+    await asyncio.gather(*(worker(d) for d in delays))
+    return outcomes
+
+
+def _map_guild(app: App) -> None:
+    """Let the benchmark's workspace answer the simulator's guild too."""
+    with Session(app.engine) as session:
+        taken = session.exec(
+            select(PlatformIdentity).where(PlatformIdentity.external_id == GUILD)
+        ).first()
+        if taken is None:
+            workspace = session.exec(select(Workspace).where(Workspace.name == sb.WORKSPACE)).one()
+            session.add(
+                PlatformIdentity(
+                    kind=IdentityKind.DISCORD_GUILD.value, external_id=GUILD,
+                    workspace_id=workspace.id,
+                )
+            )  # fmt: skip
+            session.commit()
+
+
+async def measure_discord(
+    app: App, driver: sb.Driver, plan: Sequence[tuple[str, int, list[dict[str, Any]]]],
+    *, warmup: list[dict[str, Any]], stagger_s: float,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The Discord bot (``supportbot run``'s, streaming on) against the simulator's gateway."""
+    loop = asyncio.get_running_loop()
+    ready_to_serve(app)
+    bot = build_discord_bot(app)
+    task = asyncio.create_task(bot.start(DISCORD_TOKEN))
+    await asyncio.wait_for(bot.client.wait_until_ready(), 60)
+    control = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-control")
+
+    async def drive(conversations: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+        command = {
+            "cmd": "run",
+            "concurrency": concurrency,
+            "conversations": conversations,
+            "stagger_s": 0.0 if concurrency == 1 else stagger_s,
+            "seed": len(conversations),
+        }
+        return await loop.run_in_executor(control, driver.request, command)
+
+    results = []
+    try:
+        log(f"Discord warm-up: {len(warmup)} conversations, one at a time")
+        await drive(warmup, 1)
+        for name, concurrency, conversations in plan:
+            before = rb.load_average()
+            log(f"{name}: {len(conversations)} conversations, {concurrency} at once")
+            driven = await drive(conversations, concurrency)
+            result = analyse(name, driven, [before, rb.load_average()])
+            results.append(result)
+            added = result["figures_ms"]["added_delay"]
+            log(
+                f"{name}: added delay p50/p95 {added.get('p50')}/{added.get('p95')} ms, "
+                f"{result['measured']}/{result['conversations']} measured, load {before}"
+            )
+    finally:
+        await bot.close()
+        await asyncio.wait({task}, timeout=10)
+        await app.aclose()
+        control.shutdown(wait=False)
+    return results
+
+
 # --- the bot and the levels ---------------------------------------------------------------------
 
 
@@ -419,7 +615,7 @@ def _machine(m: Mapping[str, Any]) -> str:
 
 
 def verdict(levels: Sequence[Mapping[str, Any]]) -> str:
-    top = [lv for lv in levels if lv["name"].startswith("20 at once")]
+    top = [lv for lv in levels if "20 at once" in lv["name"]]
     if not top:
         return "no 20-conversation level was run"
     parts = []
@@ -440,9 +636,53 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--token-interval", type=float, default=0.03, help="seconds between words (0.03)"
     )
     parser.add_argument("--no-fallback", action="store_true", help="skip the chat.update level")
+    parser.add_argument(
+        "--discord", action="store_true", help="also the Discord bot (1 and 20 at once)"
+    )
     parser.add_argument("--data-dir", type=Path, help="data dir (bench/results/data-stream)")
     parser.add_argument("--out", type=Path, help="JSON path (a .md is written beside it)")
     return parser.parse_args(argv)
+
+
+def run_discord(
+    args: argparse.Namespace,
+    data_dir: Path,
+    questions: Sequence[tuple[str, str]],
+    levels: Sequence[tuple[str, int, int]],
+) -> list[dict[str, Any]]:
+    """The Discord levels: the same workspace, the guild mapped to it, its own driver."""
+    count = 5 + sum(n for _, _, n in levels)
+    if count > len(questions):
+        raise SystemExit(f"{count} Discord conversations asked for, {len(questions)} questions")
+    conversations = [
+        {"id": f"d-{i:04d}", "channel": discord_channel(i), "question": question}
+        for i, (question, _) in enumerate(questions[:count])
+    ]
+    driver = sb.Driver(
+        llm_latency=args.llm_latency,
+        llm_nodelay=True,
+        target=discord_driver_main,
+        options={"token_interval": args.token_interval, "channels": count, "bucket_limit": 50},
+    )
+    settings = sb.make_settings(
+        data_dir, llm_base_url=driver.llm_base_url, slack_api_url="http://127.0.0.1:9/api/"
+    ).model_copy(update={"answer_streaming": True, "discord_api_url": driver.hello["api"]})
+    app = App(settings)
+    try:
+        _map_guild(app)
+        app.embedder.embed_query("warm-up")
+        plan, used = [], 5
+        for name, concurrency, n in levels:
+            plan.append((name, concurrency, conversations[used : used + n]))
+            used += n
+        answer_s = args.llm_latency + 110 * args.token_interval
+        return asyncio.run(
+            measure_discord(app, driver, plan, warmup=conversations[:5], stagger_s=answer_s)
+        )
+    finally:
+        driver.stop()
+        app.close()
+        app.embedded_weaviate.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -497,6 +737,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         driver.stop()
         app.close()
         app.embedded_weaviate.stop()
+    if args.discord:
+        discord_levels = [("Discord, 1 at once", 1, one), ("Discord, 20 at once", 20, many)]
+        results += run_discord(args, data_dir, questions[used:], discord_levels)
     result = {
         "date": today,
         "machine": rb.machine_info(),
