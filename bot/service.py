@@ -517,7 +517,7 @@ class ConversationService:
         if seen is not None and now - seen < self._ready_ttl:
             return True
         try:
-            ready = self._knowledge.chunk_count(workspace.name) > 0
+            ready = self._knowledge.has_knowledge(workspace.name)
         except StoreUnavailableError:
             return True
         except RetrievalError:  # the workspace (its tenant) is gone: nothing to answer from

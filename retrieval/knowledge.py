@@ -109,6 +109,18 @@ class KnowledgeBase:
     def chunk_count(self, name: str) -> int:
         return self._store.count(tenant=self._registry.get(name).tenant)
 
+    def has_knowledge(self, name: str) -> bool:
+        """Whether the workspace has any chunk, without waking a cold tenant.
+
+        A cold tenant always has some (idle empty tenants are never set cold); counting one
+        would load it into memory for a question nobody asked (the bots check every message).
+        Raises like :meth:`chunk_count` (no such workspace or tenant, store unavailable).
+        """
+        tenant = self._registry.get(name).tenant
+        if self._activity is not None and self._activity.is_cold(tenant):
+            return True
+        return self._store.count(tenant=tenant) > 0
+
     # --- search ------------------------------------------------------------------------------
 
     def search(

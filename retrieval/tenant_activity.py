@@ -168,6 +168,26 @@ class TenantActivity:
             self._seen_hot[tenant] = now
         return elapsed_ms
 
+    def is_cold(self, tenant: str) -> bool:
+        """True when Weaviate says ``tenant`` is cold, asked without waking it.
+
+        For checks that only look (is the workspace set up?): any read of a cold tenant's
+        objects, even a count, makes Weaviate load it (``auto_tenant_activation``), untimed and
+        unrecorded, and every message in a channel the bot is in is such a check. A tenant
+        seen hot in the last minute is not asked about again; False when the status cannot be
+        read (the caller's own store call then says what is wrong).
+        """
+        with self._lock:
+            seen = self._seen_hot.get(tenant)
+        if seen is not None and self._clock() - seen < self._check_every:
+            return False
+        try:
+            status = self._store.tenant_activity([tenant]).get(tenant)
+        except RetrievalError as e:
+            logger.warning("could not read the activity of tenant %s: %s", tenant, e)
+            return False
+        return status is not None and status not in _HOT
+
     def _record_reactivation(self, tenant: str, now: datetime, elapsed_ms: float) -> None:
         try:
             with Session(self._engine) as session:
@@ -204,7 +224,9 @@ class TenantActivity:
         """Set cold the hot tenants of workspaces idle past ``cold_after``; their names.
 
         Each is checked idle again just before (another process may have used it since the
-        list was read). A tenant that cannot be set cold is logged and skipped.
+        list was read). A tenant that cannot be set cold is logged and skipped. A tenant with
+        no chunks is left hot (it costs next to no memory), so a cold tenant always has
+        knowledge: :meth:`is_cold` is enough to tell that its workspace is set up.
         """
         idle = self.idle_workspaces()
         if not idle:
@@ -213,6 +235,12 @@ class TenantActivity:
         cooled = []
         for name, tenant in idle:
             if statuses.get(tenant) not in _HOT or not self._still_idle(tenant):
+                continue
+            try:
+                if self._store.count(tenant=tenant) == 0:
+                    continue
+            except RetrievalError as e:
+                logger.warning("could not count the chunks of workspace %r (kept hot): %s", name, e)
                 continue
             try:
                 self._store.set_tenant_active(tenant=tenant, active=False)
