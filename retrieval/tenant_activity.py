@@ -183,8 +183,8 @@ class TenantActivity:
             return False
         try:
             status = self._store.tenant_activity([tenant]).get(tenant)
-        except RetrievalError as e:
-            logger.warning("could not read the activity of tenant %s: %s", tenant, e)
+        except RetrievalError as e:  # not logged as a warning: a check runs per message
+            logger.debug("could not read the activity of tenant %s: %s", tenant, e)
             return False
         return status is not None and status not in _HOT
 
