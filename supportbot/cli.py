@@ -303,48 +303,6 @@ def workspace_prompts(
         out.print(f"  {prompt.title} = {prompt.message}", markup=False, highlight=False)
 
 
-@workspace_app.command("reindex")
-def workspace_reindex(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Workspace to re-embed.")]
-) -> None:
-    """Re-embed every chunk with the configured embedding model."""
-    with _app(ctx) as application:
-        total = application.knowledge.reindex(name)
-    out.print(
-        f"re-embedded {total} chunks of [bold]{name}[/] with "
-        f"{application.settings.resolved_embedding_model}"
-    )
-
-
-# --- ingestion ---------------------------------------------------------------------------------
-
-
-@app.command()
-def ingest(
-    ctx: typer.Context,
-    workspace: WorkspaceOption,
-    paths: Annotated[
-        list[Path] | None, typer.Argument(help="Files and folders (Markdown, text, HTML, PDF).")
-    ] = None,
-    jsonl: Annotated[
-        Path | None, typer.Option(help='JSON lines {"id", "title", "text", "url"?}, one per line.')
-    ] = None,
-    prune: Annotated[
-        bool, typer.Option(help="Remove stored files under PATHS that no longer exist.")
-    ] = False,
-) -> None:
-    """Ingest files, folders or a JSONL file into a workspace (re-runs store only changes)."""
-    if not paths and jsonl is None:
-        raise CliError("nothing to ingest: give PATH... and/or --jsonl FILE")
-    with _app(ctx) as application:
-        kb = application.knowledge
-        kb.workspace(workspace)
-        reports = []
-        if paths:
-            total = sum(1 for _ in iter_files([p for p in paths if p.exists()]))
-            with _progress(total, "files") as on_item:
-                reports.append(kb.ingest_paths(workspace, paths, prune=prune, on_item=on_item))
-        if jsonl is not None:
 @workspace_app.command("escalation")
 def workspace_escalation(
     ctx: typer.Context,
@@ -431,6 +389,48 @@ def workspace_escalation(
         out.print(f"{name} {platform}: {shown}", markup=False, highlight=False)
 
 
+@workspace_app.command("reindex")
+def workspace_reindex(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Workspace to re-embed.")]
+) -> None:
+    """Re-embed every chunk with the configured embedding model."""
+    with _app(ctx) as application:
+        total = application.knowledge.reindex(name)
+    out.print(
+        f"re-embedded {total} chunks of [bold]{name}[/] with "
+        f"{application.settings.resolved_embedding_model}"
+    )
+
+
+# --- ingestion ---------------------------------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    workspace: WorkspaceOption,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files and folders (Markdown, text, HTML, PDF).")
+    ] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help='JSON lines {"id", "title", "text", "url"?}, one per line.')
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option(help="Remove stored files under PATHS that no longer exist.")
+    ] = False,
+) -> None:
+    """Ingest files, folders or a JSONL file into a workspace (re-runs store only changes)."""
+    if not paths and jsonl is None:
+        raise CliError("nothing to ingest: give PATH... and/or --jsonl FILE")
+    with _app(ctx) as application:
+        kb = application.knowledge
+        kb.workspace(workspace)
+        reports = []
+        if paths:
+            total = sum(1 for _ in iter_files([p for p in paths if p.exists()]))
+            with _progress(total, "files") as on_item:
+                reports.append(kb.ingest_paths(workspace, paths, prune=prune, on_item=on_item))
+        if jsonl is not None:
             total = _count_lines(jsonl)
             with _progress(total, "records") as on_item:
                 reports.append(kb.ingest_jsonl(workspace, jsonl, on_item=on_item))
