@@ -128,7 +128,9 @@ def test_an_ask_question_is_read_like_a_message(text: str, question: str):
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
 
-def _sources(count: int, *, failed: set[int] = frozenset(), stale: set[int] = frozenset()):
+def _sources(
+    count: int, *, failed: frozenset[int] = frozenset(), stale: frozenset[int] = frozenset()
+) -> list[SourceState]:
     return [
         SourceState(
             name=f"source-{n:03d}",
@@ -143,7 +145,9 @@ def _sources(count: int, *, failed: set[int] = frozenset(), stale: set[int] = fr
 @pytest.mark.parametrize("count", [41, 60, 500])
 def test_a_home_tab_with_many_sources_lists_failures_first_and_says_what_is_left(count: int):
     # The failing and stale sources sort last by name: a cut by name would hide them.
-    sources = _sources(count, failed={count - 1}, stale={count - 2, count - 3})
+    sources = _sources(
+        count, failed=frozenset({count - 1}), stale=frozenset({count - 2, count - 3})
+    )
     view = home_view("acme", sources, ready=True, now=NOW)
     assert len(view["blocks"]) <= MAX_BLOCKS
     texts = [str(b) for b in view["blocks"]]
@@ -160,7 +164,7 @@ def test_a_home_tab_with_many_sources_lists_failures_first_and_says_what_is_left
 
 
 def test_a_home_tab_with_few_sources_keeps_their_order():
-    sources = _sources(5, failed={4})
+    sources = _sources(5, failed=frozenset({4}))
     view = home_view("acme", sources, ready=True, now=NOW)
     listed = [str(b) for b in view["blocks"] if "source-" in str(b)]
     assert [f"source-{n:03d}" in t for n, t in enumerate(listed)] == [True] * 5
@@ -355,4 +359,4 @@ async def test_sharing_where_the_bot_cannot_post_says_why_privately(
     said = refusal["body"]
     assert said["response_type"] == "ephemeral" and words in said["text"]
     assert "\n" not in said["text"] and not said.get("delete_original")  # the answer stays
-    assert [c.response.get("ok") for c in slack.calls_to("chat.postMessage")] == [False]
+    assert [(c.response or {}).get("ok") for c in slack.calls_to("chat.postMessage")] == [False]

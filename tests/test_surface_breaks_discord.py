@@ -8,6 +8,7 @@ chat model (the fixtures of ``tests/discord_harness.py``).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -165,7 +166,7 @@ async def test_buttons_on_an_answer_forwarded_to_another_server_act_on_nothing(
     for custom_id in ("supportbot:vote:down", "supportbot:solved"):
         event = sim.component_interaction(forward["id"], custom_id, user=BOB)
         await sim.dispatch("INTERACTION_CREATE", event)
-        [reply] = await eventually(lambda e=event: sim.interaction_replies(e["id"]))
+        [reply] = await eventually(partial(sim.interaction_replies, str(event["id"])))
         assert reply.body["data"]["flags"] & 64
         assert "copy" in reply.body["data"]["content"]
     await quiet()
