@@ -182,9 +182,7 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=60.0, validation_alias=AliasChoices("LLM_TIMEOUT_S"))
     llm_temperature: float = Field(default=0.1, validation_alias=AliasChoices("LLM_TEMPERATURE"))
     # Answers written by a chat model are shown as they are written (Slack streaming or edits).
-    answer_streaming: bool = Field(
-        default=True, validation_alias=AliasChoices("ANSWER_STREAMING")
-    )
+    answer_streaming: bool = Field(default=True, validation_alias=AliasChoices("ANSWER_STREAMING"))
     # Replicas that fail safely (README "Running on a Weaviate cluster"): a question's claim is
     # held under a lease (seconds) renewed while it is answered; a claim whose replica died is
     # taken over by another replica's sweeper, which looks every CLAIM_SWEEP_INTERVAL_S.

@@ -194,9 +194,7 @@ def test_decide_hands_off_only_where_it_would_answer_and_a_target_exists() -> No
     dm = _msg(is_direct=True, in_thread=False)
     assert decide(dm, can_hand_off=True).action is Action.HANDOFF
     follow_up = _msg()
-    assert decide(follow_up, can_hand_off=True, bot_answered_thread=True).action is (
-        Action.HANDOFF
-    )
+    assert decide(follow_up, can_hand_off=True, bot_answered_thread=True).action is (Action.HANDOFF)
     assert decide(follow_up, can_hand_off=True).action is Action.IGNORE  # not addressed
     support = _msg(in_thread=False)
     assert (

@@ -35,7 +35,7 @@ _PG_LOCK_ID = 0x5B07_F33D_0001
 def target_metadata() -> MetaData:
     """Every table model of the project, registered by importing its module."""
     import bot.models
-    import bot.slack.models  # noqa: F401
+    import bot.slack.models
     import bot.slack.prompts  # noqa: F401
     import console.models  # noqa: F401
     import feedback.handoffs

@@ -82,8 +82,8 @@ overwrite, recorded), ``GET /channels/{c}``, ``GET|POST /channels/{c}/messages``
 ``GET /guilds/{g}/roles``, ``GET /guilds/{g}/members/{u}`` (404 code 10007 "Unknown Member"
 for a non-member), ``PATCH /channels/{thread}`` (a thread's name, archived/locked and a forum
 post's ``applied_tags``: at most 5 of the forum's tags, Manage Threads unless the bot owns the
-thread; echoed as THREAD_UPDATE), ``POST /interactions/{id}/{token}/callback``, ``POST /webhooks/{app}/{token}``
-and ``GET|PATCH|DELETE /webhooks/{app}/{token}/messages/{m|@original}``. Anything else: 404
+thread; echoed as THREAD_UPDATE), ``POST /interactions/{id}/{token}/callback``,
+``POST /webhooks/{app}/{token}`` and ``GET|PATCH|DELETE /webhooks/{app}/{token}/messages/{m|@original}``. Anything else: 404
 ``{"message": "404: Not Found", "code": 0}`` (405 for a known path with another method),
 recorded and listed by :meth:`unknown_calls`.
 
@@ -324,6 +324,8 @@ class Ping:
     users: list[str]
     roles: list[str]
     everyone: bool
+
+
 _ADMINISTRATOR, _MANAGE_THREADS = 1 << 3, 1 << 34
 MAX_APPLIED_TAGS = 5  # tags on one forum post
 MAX_FORUM_TAGS = 20  # tags a forum offers
