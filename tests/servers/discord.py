@@ -83,7 +83,8 @@ overwrite, recorded), ``GET /channels/{c}``, ``GET|POST /channels/{c}/messages``
 for a non-member), ``PATCH /channels/{thread}`` (a thread's name, archived/locked and a forum
 post's ``applied_tags``: at most 5 of the forum's tags, Manage Threads unless the bot owns the
 thread; echoed as THREAD_UPDATE), ``POST /interactions/{id}/{token}/callback``,
-``POST /webhooks/{app}/{token}`` and ``GET|PATCH|DELETE /webhooks/{app}/{token}/messages/{m|@original}``. Anything else: 404
+``POST /webhooks/{app}/{token}`` and
+``GET|PATCH|DELETE /webhooks/{app}/{token}/messages/{m|@original}``. Anything else: 404
 ``{"message": "404: Not Found", "code": 0}`` (405 for a known path with another method),
 recorded and listed by :meth:`unknown_calls`.
 
