@@ -43,9 +43,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def application(tmp_path: Path) -> Iterator[App]:
+def application(tmp_path: Path, weaviate_data_dir: Path) -> Iterator[App]:
+    # The tests' shared Weaviate (its data directory): a data directory of its own would start
+    # an embedded Weaviate per test that outlives it (it runs detached, by design).
     settings = Settings(
-        data_dir=tmp_path / "data",
+        data_dir=weaviate_data_dir,
         database_url=f"sqlite:///{tmp_path / 'port.db'}",
         slack_signing_secret=SecretStr(SECRET),
         console_secure_cookies=False,  # plain HTTP to 127.0.0.1 in this test
