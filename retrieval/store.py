@@ -78,6 +78,8 @@ def embedding_text(chunk: Chunk) -> str:
     return f"{context}\n{chunk.text}" if context else chunk.text
 
 
+_NIL_UUID = "00000000-0000-0000-0000-000000000000"  # no chunk has it (chunk ids are uuid5)
+
 @dataclass(frozen=True, slots=True)
 class Replication:
     """How the collection is replicated across a Weaviate cluster.
@@ -481,8 +483,21 @@ class KnowledgeStore:
 
     @_reconnecting
     def count(self, *, tenant: str, origin: str | None = None) -> int:
-        """Chunks in the tenant, or only those written by one origin (e.g. one synced source)."""
-        filters = Filter.by_property("origin").equal(origin) if origin is not None else None
+        """Chunks in the tenant, or only those written by one origin (e.g. one synced source).
+
+        Always a *filtered* aggregation, never Weaviate's bare count(*): on a replicated
+        collection count(*) asks every replica (consistency ALL). Until the cluster notices a
+        dead node it retries that node until the gRPC deadline (30 s), and when it gives up it
+        returns 0 without an error (Weaviate 1.38, ``Finder.CountObjects``): a silent "no
+        knowledge". A filter every chunk passes (no chunk has the nil UUID) takes the
+        ordinary read path instead: the local copy, or a live replica. Raises
+        :class:`RetrievalError` (unknown tenant, store unavailable).
+        """
+        filters = (
+            Filter.by_property("origin").equal(origin)
+            if origin is not None
+            else Filter.by_id().not_equal(_NIL_UUID)
+        )
         try:
             result = self._tenant(tenant).aggregate.over_all(total_count=True, filters=filters)
         except WeaviateBaseError as e:
