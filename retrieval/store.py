@@ -80,6 +80,7 @@ def embedding_text(chunk: Chunk) -> str:
 
 _NIL_UUID = "00000000-0000-0000-0000-000000000000"  # no chunk has it (chunk ids are uuid5)
 
+
 @dataclass(frozen=True, slots=True)
 class Replication:
     """How the collection is replicated across a Weaviate cluster.
