@@ -207,7 +207,9 @@ class EmbeddedWeaviate:
                 "QUERY_DEFAULTS_LIMIT": "20",
                 "LOG_LEVEL": "warning",
                 "GRPC_PORT": str(ports.grpc),
-                "PROFILING_PORT": str(ports.profiling),
+                # Weaviate binds a debug listener on every interface (:6060 unless
+                # GO_PROFILING_PORT says otherwise); the embedded server needs none.
+                "GO_PROFILING_DISABLE": "true",
                 "CLUSTER_HOSTNAME": _NODE_NAME,
                 "CLUSTER_IN_LOCALHOST": "true",
                 "CLUSTER_ADVERTISE_ADDR": self._host,
