@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,23 @@ def signals_of(app: App, interaction_id: int | None) -> list[MessageSignal]:
 async def quiet(seconds: float = 0.5) -> None:
     """Give a wrongly sent message time to show up before asserting there is none."""
     await asyncio.sleep(seconds)
+
+
+async def interrupt(process: asyncio.subprocess.Process, *, timeout_s: float = 60.0) -> bytes:
+    """Stop a ``supportbot run`` as Ctrl-C does and return its stderr.
+
+    If it has not exited after ``timeout_s`` (it usually takes well under a second), it is sent
+    SIGABRT: started with ``PYTHONFAULTHANDLER=1``, it then writes every thread's stack to
+    stderr, and the test fails showing where the shutdown hung.
+    """
+    process.send_signal(signal.SIGINT)
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=timeout_s)
+    except TimeoutError:
+        process.send_signal(signal.SIGABRT)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+        pytest.fail(
+            f"supportbot run did not stop within {timeout_s:.0f} s of SIGINT; its threads:\n"
+            + stderr.decode(errors="replace")[-6000:]
+        )
+    return stderr

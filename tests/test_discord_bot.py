@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from feedback.models import Signal as MessageSignal
 from retrieval.workspaces import IdentityKind
 from supportbot.app import App
 from tests.conftest import SAMPLE_KB, make_settings
+from tests.discord_harness import interrupt
 from tests.servers.discord import DiscordSimulator, Intent, load_shared_fixture, rewrite_ids
 from tests.servers.openai_chat import OpenAIChatSimulator, default_responder
 
@@ -672,6 +672,7 @@ def _run_env(app: App, **extra: str) -> dict[str, str]:
         DATABASE_URL=str(app.settings.database_url),
         SUPPORTBOT_SECRET_KEY="test-secret",
         PYTHONUTF8="1",
+        PYTHONFAULTHANDLER="1",
         **extra,
     )
     return env
@@ -693,8 +694,7 @@ async def test_supportbot_run_connects_to_discord_and_answers_a_dm(
         answer = await sim.wait_for_sent_message(ALICE_DM, timeout=60)
         stored = await recorded(kb_app, question)  # a moment after it is shown
     finally:
-        process.send_signal(signal.SIGINT)
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+        stderr = await interrupt(process)
     assert identify.token == TOKEN
     assert not discord.Intents._from_value(identify.intents).message_content  # type: ignore[attr-defined]
     assert "password-and-sso.md" in answer["content"]  # extractive: no LLM configured

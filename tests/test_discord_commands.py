@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.discord_harness import (
     StartBot,
     eventually,
     interaction_of,
+    interrupt,
     kb_app,
     sim,
     start_bot,
@@ -193,6 +193,7 @@ async def test_supportbot_run_keeps_answering_through_a_malformed_registration_a
         DATABASE_URL=str(kb_app.settings.database_url),
         SUPPORTBOT_SECRET_KEY="test-secret",
         PYTHONUTF8="1",
+        PYTHONFAULTHANDLER="1",
         DISCORD_BOT_TOKEN=TOKEN,
         DISCORD_API_URL=sim.api_url,
     )
@@ -211,8 +212,7 @@ async def test_supportbot_run_keeps_answering_through_a_malformed_registration_a
         await eventually(lambda: len(sim.commands()) == 2, timeout=30)  # first retry: ~10 s
         assert process.returncode is None, "supportbot run stopped"
     finally:
-        process.send_signal(signal.SIGINT)
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+        stderr = await interrupt(process)
     log = stderr.decode()
     assert "could not register the slash commands (attempt 1): Discord's answer was not" in log
     assert "Traceback" not in log, log[-2000:]
