@@ -73,6 +73,23 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_weaviate_left_running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the end of the session, stop every embedded Weaviate a test started under the
+    session's temporary directory (a CLI test with its own data directory starts one, and it
+    keeps running detached by design): each holds hundreds of MiB."""
+    yield
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    for record in tmp_path_factory.getbasetemp().rglob("server.json"):
+        server = EmbeddedWeaviate(
+            record.parent, binary_path=settings.weaviate_binary_path, version=WEAVIATE_VERSION
+        )
+        try:
+            server.stop()
+        except Exception as e:  # one that cannot be stopped must not hide the others
+            print(f"could not stop the Weaviate recorded in {record}: {e}")
+
+
 @pytest.fixture(scope="session")
 def weaviate_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The data directory whose embedded Weaviate all tests share (started once)."""

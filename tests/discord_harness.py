@@ -237,6 +237,13 @@ async def quiet(seconds: float = 0.5) -> None:
     await asyncio.sleep(seconds)
 
 
+def take_ctrl_c() -> None:
+    """``preexec_fn`` of a ``supportbot run`` the test will stop with SIGINT: a suite started
+    as a background job (``cmd &`` in a script) ignores SIGINT, and an ignored signal stays
+    ignored across exec, so the child would never see the interrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def interrupt(process: asyncio.subprocess.Process, *, timeout_s: float = 60.0) -> bytes:
     """Stop a ``supportbot run`` as Ctrl-C does and return its stderr.
 

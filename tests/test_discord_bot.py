@@ -28,7 +28,7 @@ from feedback.models import Signal as MessageSignal
 from retrieval.workspaces import IdentityKind
 from supportbot.app import App
 from tests.conftest import SAMPLE_KB, make_settings
-from tests.discord_harness import interrupt
+from tests.discord_harness import interrupt, take_ctrl_c
 from tests.servers.discord import DiscordSimulator, Intent, load_shared_fixture, rewrite_ids
 from tests.servers.openai_chat import OpenAIChatSimulator, default_responder
 
@@ -685,7 +685,7 @@ async def test_supportbot_run_connects_to_discord_and_answers_a_dm(
         str(SUPPORTBOT), "run",
         env=_run_env(kb_app, DISCORD_BOT_TOKEN=TOKEN, DISCORD_API_URL=sim.api_url),
         cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=take_ctrl_c,
     )  # fmt: skip
     try:
         identify = await sim.wait_for_identify(timeout=90)

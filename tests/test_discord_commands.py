@@ -28,6 +28,7 @@ from tests.discord_harness import (
     kb_app,
     sim,
     start_bot,
+    take_ctrl_c,
 )
 from tests.servers.discord import COMMAND_REGISTRATION_FAILURES, DiscordSimulator
 
@@ -199,7 +200,7 @@ async def test_supportbot_run_keeps_answering_through_a_malformed_registration_a
     )
     process = await asyncio.create_subprocess_exec(
         str(SUPPORTBOT), "run", env=env, cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=take_ctrl_c,
     )  # fmt: skip
     try:
         await sim.wait_for_live_session(timeout=90)
