@@ -360,7 +360,10 @@ class KnowledgeStore:
             )
             for item in items
         ]
-        result = self._writer(tenant).data.insert_many(objects)
+        try:
+            result = self._writer(tenant).data.insert_many(objects)
+        except WeaviateBaseError as e:  # e.g. a replica that just died: the caller may retry
+            raise self._translate(e, tenant) from e
         if result.has_errors:
             first = next(iter(result.errors.values()))
             raise RetrievalError(
@@ -374,9 +377,12 @@ class KnowledgeStore:
             return 0
         deleted = 0
         for start in range(0, len(ids), 1000):
-            result = self._writer(tenant).data.delete_many(
-                where=Filter.by_id().contains_any(ids[start : start + 1000])
-            )
+            try:
+                result = self._writer(tenant).data.delete_many(
+                    where=Filter.by_id().contains_any(ids[start : start + 1000])
+                )
+            except WeaviateBaseError as e:
+                raise self._translate(e, tenant) from e
             deleted += result.successful
         return deleted
 
@@ -455,11 +461,14 @@ class KnowledgeStore:
 
     @_reconnecting
     def chunk_ids_of(self, doc_id: str, *, tenant: str) -> set[str]:
-        response = self._tenant(tenant).query.fetch_objects(
-            filters=Filter.by_property("doc_id").equal(doc_id),
-            return_properties=[],
-            limit=10_000,
-        )
+        try:
+            response = self._tenant(tenant).query.fetch_objects(
+                filters=Filter.by_property("doc_id").equal(doc_id),
+                return_properties=[],
+                limit=10_000,
+            )
+        except WeaviateBaseError as e:
+            raise self._translate(e, tenant) from e
         return {str(obj.uuid) for obj in response.objects}
 
     @_reconnecting
