@@ -69,9 +69,15 @@ def serving_pids(data_dir: Path) -> set[int]:
                 continue
             if "\nState:\tZ" in (proc / "status").read_text():
                 continue  # a zombie serves nothing
-            targets = [os.readlink(fd) for fd in (proc / "fd").iterdir()]
+            fds = list((proc / "fd").iterdir())
         except OSError:
             continue  # gone meanwhile, or not ours to look at
+        targets = []
+        for fd in fds:  # a file closed between the listing and the read is skipped, not the process
+            try:
+                targets.append(os.readlink(fd))
+            except OSError:
+                continue
         if any(t == root or t.startswith(root + os.sep) for t in targets):
             found.add(int(proc.name))
     return found
