@@ -146,20 +146,25 @@ def _reconnecting(
     once more on a new client (or fail with :class:`WeaviateUnreachableError`).
 
     Every call wrapped here may run twice: reads, deletes and inserts (ids derive from the
-    content, so a repeated insert overwrites the same objects) are idempotent.
+    content, so a repeated insert overwrites the same objects) are idempotent. A Weaviate error
+    the method did not translate itself leaves as a one-line :class:`RetrievalError`, so the
+    callers' retries (sync worker, ingest) see it (e.g. a batch deadline when a replica dies).
     """
 
     @functools.wraps(method)
     def wrapper(self: KnowledgeStore, *args: P.args, **kwargs: P.kwargs) -> T:
         generation = self._connection.generation
         try:
-            result = method(self, *args, **kwargs)
-        except Exception as error:
-            if not _may_be_the_connection(error) or not self._connection.failed(
-                error, generation=generation
-            ):
-                raise
-            result = method(self, *args, **kwargs)
+            try:
+                result = method(self, *args, **kwargs)
+            except Exception as error:
+                if not _may_be_the_connection(error) or not self._connection.failed(
+                    error, generation=generation
+                ):
+                    raise
+                result = method(self, *args, **kwargs)
+        except WeaviateBaseError as e:
+            raise KnowledgeStore._translate(e, str(kwargs.get("tenant", ""))) from e
         self._connection.mark_alive()
         return result
 
@@ -360,10 +365,7 @@ class KnowledgeStore:
             )
             for item in items
         ]
-        try:
-            result = self._writer(tenant).data.insert_many(objects)
-        except WeaviateBaseError as e:  # e.g. a replica that just died: the caller may retry
-            raise self._translate(e, tenant) from e
+        result = self._writer(tenant).data.insert_many(objects)
         if result.has_errors:
             first = next(iter(result.errors.values()))
             raise RetrievalError(
@@ -377,12 +379,9 @@ class KnowledgeStore:
             return 0
         deleted = 0
         for start in range(0, len(ids), 1000):
-            try:
-                result = self._writer(tenant).data.delete_many(
-                    where=Filter.by_id().contains_any(ids[start : start + 1000])
-                )
-            except WeaviateBaseError as e:
-                raise self._translate(e, tenant) from e
+            result = self._writer(tenant).data.delete_many(
+                where=Filter.by_id().contains_any(ids[start : start + 1000])
+            )
             deleted += result.successful
         return deleted
 
@@ -461,14 +460,11 @@ class KnowledgeStore:
 
     @_reconnecting
     def chunk_ids_of(self, doc_id: str, *, tenant: str) -> set[str]:
-        try:
-            response = self._tenant(tenant).query.fetch_objects(
-                filters=Filter.by_property("doc_id").equal(doc_id),
-                return_properties=[],
-                limit=10_000,
-            )
-        except WeaviateBaseError as e:
-            raise self._translate(e, tenant) from e
+        response = self._tenant(tenant).query.fetch_objects(
+            filters=Filter.by_property("doc_id").equal(doc_id),
+            return_properties=[],
+            limit=10_000,
+        )
         return {str(obj.uuid) for obj in response.objects}
 
     @_reconnecting

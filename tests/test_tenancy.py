@@ -98,3 +98,12 @@ def test_platform_identities_map_to_one_workspace(app: App, ws_name: str):
 def test_invalid_workspace_names_are_refused(app: App, bad: str):
     with pytest.raises(RetrievalError, match="invalid workspace name"):
         app.knowledge.create_workspace(bad)
+
+
+def test_a_weaviate_error_no_store_method_translates_is_a_one_line_retrieval_error(app: App):
+    """The store's shared wrapper turns what Weaviate raises into a RetrievalError, so the
+    callers' retries (sync worker, ingest) see it: here Weaviate refusing a tenant name
+    (the registry never makes such a name; the store call is made directly)."""
+    with pytest.raises(RetrievalError) as raised:
+        app.store.create_tenant(tenant="not a tenant name!")
+    assert "\n" not in str(raised.value)
