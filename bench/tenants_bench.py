@@ -198,10 +198,6 @@ def settled_memory(node: Node, settle_s: float) -> dict[str, float]:
     return min(readings, key=lambda reading: reading["rss"])
 
 
-def settled_rss(node: Node, settle_s: float) -> float:
-    return settled_memory(node, settle_s)["rss"]
-
-
 def percentiles(values: Sequence[float]) -> dict[str, float]:
     ordered = sorted(values)
 
